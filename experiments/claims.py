@@ -1,0 +1,109 @@
+"""The claim registry that ``experiments.reproduce`` runs.
+
+Each paper package declares its claims in ``experiments/<pkg>/claims.py`` as a module-level
+``CLAIMS`` list of :class:`Claim`. A claim's ``run(tier, workdir)`` runs the package's own
+experiment config at that tier (writing its usual files into ``workdir``) and returns a
+:class:`ClaimResult`: the measured numbers and whether the claim's *direction* held at that
+scale. Thresholds are fixed in the claim's code before running, never tuned to pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PACKAGES", "Claim", "ClaimResult", "discover_claims"]
+
+# Order in which reports list the papers (DESIGN.md section 1).
+PACKAGES = (
+    "muon_ns",
+    "lstdq",
+    "cqc",
+    "softstep",
+    "tecrl",
+    "llm_tools",
+    "e3_pruner",
+    "seeg_embed",
+    "mgc",
+)
+
+
+@dataclasses.dataclass
+class ClaimResult:
+    """What one claim measured.
+
+    Attributes:
+      numbers: named measurements (floats, ints or short strings).
+      held: whether the claim's direction held at this tier; ``None`` if the run could not
+        decide (say so in ``summary``).
+      summary: one or two sentences stating what was compared and what came out.
+      plots: paths (absolute or relative to the claim's workdir) of PNGs to link.
+    """
+
+    numbers: Mapping[str, Any]
+    held: bool | None
+    summary: str = ""
+    plots: list[str] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self):
+        if self.held is not None and not isinstance(self.held, bool):
+            raise TypeError(f"ClaimResult: held must be bool or None, got {self.held!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A paper's claim and the function that tests it.
+
+    Attributes:
+      package: the package (``"muon_ns"``).
+      name: short identifier, unique within the package (``"ns_matches_svd_rate"``).
+      paper: the paper's title and reference.
+      statement: the claim in one sentence, as the paper makes it.
+      run: ``run(tier, workdir) -> ClaimResult``; ``tier`` is quick|standard|full.
+    """
+
+    package: str
+    name: str
+    paper: str
+    statement: str
+    run: Callable[[str, Path], ClaimResult]
+
+    @property
+    def id(self) -> str:
+        return f"{self.package}/{self.name}"
+
+
+def discover_claims(packages: Iterable[str] | None = None) -> list[Claim]:
+    """Imports ``experiments.<pkg>.claims`` for each package that has one.
+
+    Args:
+      packages: restrict to these package names (``None``: all of :data:`PACKAGES`).
+
+    Raises:
+      ValueError: for a package name that is not one of :data:`PACKAGES`.
+    """
+    wanted = list(PACKAGES if packages is None else packages)
+    unknown = [p for p in wanted if p not in PACKAGES]
+    if unknown:
+        raise ValueError(f"unknown package(s) {unknown}; expected some of {list(PACKAGES)}")
+    claims: list[Claim] = []
+    for pkg in wanted:
+        module_name = f"experiments.{pkg}.claims"
+        if importlib.util.find_spec(f"experiments.{pkg}") is None:
+            continue
+        if importlib.util.find_spec(module_name) is None:
+            continue
+        module = importlib.import_module(module_name)
+        for claim in getattr(module, "CLAIMS", []):
+            if not isinstance(claim, Claim):
+                raise TypeError(f"{module_name}.CLAIMS holds {type(claim).__name__}, not Claim")
+            claims.append(claim)
+    ids = [c.id for c in claims]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise ValueError(f"duplicate claim ids: {dupes}")
+    return claims
