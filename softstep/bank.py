@@ -101,6 +101,28 @@ def build_bank(
 # --- streaming kernels (run per device; axis_name set inside shard_map) -------------------
 
 
+def _vary(tree, axis_name):
+    """Marks scan carries as device-varying inside ``shard_map`` (their updates are)."""
+    if axis_name is None:
+        return tree
+    return jax.tree.map(lambda x: jax.lax.pcast(x, (axis_name,), to="varying"), tree)
+
+
+def _gather_invariant(tree, axis_name):
+    """All-gather along axis 1 as a ``psum`` of zero-padded slots (result is replicated)."""
+    n_dev, me = jax.lax.axis_size(axis_name), jax.lax.axis_index(axis_name)
+
+    def gather(x):
+        k = x.shape[1]
+        buf = jnp.zeros((x.shape[0], n_dev * k, *x.shape[2:]), x.dtype)
+        start = (0, me * k) + (0,) * (x.ndim - 2)
+        # -inf entries of other slots would poison the sum: carry them as a finite sentinel.
+        finite = jnp.where(jnp.isfinite(x), x, jnp.finfo(x.dtype).min)
+        return jax.lax.psum(jax.lax.dynamic_update_slice(buf, finite, start), axis_name)
+
+    return jax.tree.map(gather, tree)
+
+
 def _valid(ids, qid):
     return (ids[None, :] >= 0) & (ids[None, :] != qid[:, None])
 
@@ -116,7 +138,8 @@ def _bounds(q, qid, emb, ids, similarity, axis_name):
         return (lo, hi), None
 
     n = q.shape[0]
-    (lo, hi), _ = jax.lax.scan(body, (jnp.full(n, jnp.inf), jnp.full(n, -jnp.inf)), (emb, ids))
+    init = _vary((jnp.full(n, jnp.inf), jnp.full(n, -jnp.inf)), axis_name)
+    (lo, hi), _ = jax.lax.scan(body, init, (emb, ids))
     if axis_name is not None:
         lo, hi = jax.lax.pmin(lo, axis_name), jax.lax.pmax(hi, axis_name)
     return lo[:, None], hi[:, None]
@@ -137,11 +160,11 @@ def _top_k(q, qid, emb, tgt, ids, k, similarity, axis_name):
         t = jnp.broadcast_to(t[None], (n, *t.shape))
         return merge(*carry, s, t), None
 
-    init = (jnp.full((n, k), -jnp.inf), jnp.zeros((n, k, o), tgt.dtype))
+    init = _vary((jnp.full((n, k), -jnp.inf), jnp.zeros((n, k, o), tgt.dtype)), axis_name)
     (vals, tg), _ = jax.lax.scan(body, init, (emb, tgt, ids))
     if axis_name is not None:
-        all_v = jax.lax.all_gather(vals, axis_name, axis=1, tiled=True)
-        all_t = jax.lax.all_gather(tg, axis_name, axis=1, tiled=True)
+        all_v, all_t = _gather_invariant((vals, tg), axis_name)
+        all_v = jnp.where(all_v == jnp.finfo(all_v.dtype).min, -jnp.inf, all_v)
         vals, idx = jax.lax.top_k(all_v, k)
         tg = jnp.take_along_axis(all_t, idx[:, :, None], axis=1)
     return vals, tg
@@ -162,7 +185,7 @@ def _online_softmax(head, params, q, qid, emb, tgt, ids, lo, hi, axis_name):
         p = jnp.exp(z - ref[:, None])
         return (m_new, den * scale + p.sum(1), acc * scale[:, None] + p @ t), None
 
-    init = (jnp.full(n, -jnp.inf), jnp.zeros(n), jnp.zeros((n, o)))
+    init = _vary((jnp.full(n, -jnp.inf), jnp.zeros(n), jnp.zeros((n, o))), axis_name)
     (m, den, acc), _ = jax.lax.scan(body, init, (emb, tgt, ids))
     if axis_name is not None:
         big = jax.lax.pmax(m, axis_name)
