@@ -1,6 +1,122 @@
 """A Unifying View of Coverage in Linear Off-Policy Evaluation.
 
-Amortila, Huang, Krishnamurthy, Jiang; ICLR 2026, arXiv 2601.19030.
+Amortila, Huang, Krishnamurthy, Jiang; ICLR 2026, arXiv:2601.19030.
 
-This package has not landed yet; its issue builds it.
+Linear off-policy evaluation with LSTDQ (one-shot, streaming and mesh-sharded statistics),
+the FQE baseline, the feature-dynamics coverage ``C^pi_phi = nu^T Sigma^{-1} nu`` (plug-in
+and population) with the literature's coverage parameters, finite MDPs with exact ground
+truth, and a Gymnasium CartPole testbed.
 """
+
+from lstdq.cartpole import (
+    CartPoleData,
+    RBFFeatures,
+    collect_cartpole,
+    make_rbf,
+    monte_carlo_value,
+    policy_features,
+    rbf_state_features,
+    target_policy,
+)
+from lstdq.coverage import (
+    CoverageParams,
+    bellman_complete_coverage,
+    chi2_coverage,
+    feature_dynamics_coverage,
+    feature_occupancy,
+    inverse_sigma_min,
+    plugin_coverage,
+    population_coverage,
+    relative_condition_number,
+)
+from lstdq.estimator import (
+    LSTDQStats,
+    compute_stats,
+    init_stats,
+    lstdq,
+    merge_stats,
+    sharded_stats,
+    solve,
+    update_stats,
+    value,
+)
+from lstdq.features import (
+    aggregated_features,
+    misspecified_features,
+    one_hot_features,
+    random_features,
+    realizable_features,
+)
+from lstdq.fqe import FQEResult, fqe
+from lstdq.mdp import (
+    Dataset,
+    FiniteMDP,
+    baird_counterexample,
+    chain_behavior,
+    chain_mdp,
+    exact_q,
+    init_features,
+    linear_mdp,
+    make_sampler,
+    mixture,
+    occupancy,
+    policy_transition,
+    policy_value,
+    population_stats,
+    random_mdp,
+    random_policy,
+    sample_dataset,
+)
+
+__all__ = [
+    "CartPoleData",
+    "CoverageParams",
+    "Dataset",
+    "FQEResult",
+    "FiniteMDP",
+    "LSTDQStats",
+    "RBFFeatures",
+    "aggregated_features",
+    "baird_counterexample",
+    "bellman_complete_coverage",
+    "chain_behavior",
+    "chain_mdp",
+    "chi2_coverage",
+    "collect_cartpole",
+    "compute_stats",
+    "exact_q",
+    "feature_dynamics_coverage",
+    "feature_occupancy",
+    "fqe",
+    "init_features",
+    "init_stats",
+    "inverse_sigma_min",
+    "linear_mdp",
+    "lstdq",
+    "make_rbf",
+    "make_sampler",
+    "merge_stats",
+    "misspecified_features",
+    "mixture",
+    "monte_carlo_value",
+    "occupancy",
+    "one_hot_features",
+    "plugin_coverage",
+    "policy_features",
+    "policy_transition",
+    "policy_value",
+    "population_coverage",
+    "population_stats",
+    "random_features",
+    "random_mdp",
+    "random_policy",
+    "rbf_state_features",
+    "realizable_features",
+    "relative_condition_number",
+    "sample_dataset",
+    "sharded_stats",
+    "solve",
+    "target_policy",
+    "update_stats",
+    "value",
+]

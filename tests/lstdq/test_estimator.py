@@ -1,0 +1,208 @@
+"""LSTDQ against exact ground truth; streaming and sharded statistics; bad inputs."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import lstdq as L
+from tests.lstdq.conftest import bellman_q, occupancy_series
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_population_statistics_give_exact_q(seed, x64):
+    k = jax.random.split(jax.random.key(seed), 4)
+    mdp = L.random_mdp(k[0], 6, 2)
+    pi = L.random_policy(k[1], 6, 2)
+    gamma = 0.9
+    q = bellman_q(mdp, pi, gamma)  # value iteration, not the library's solve
+    phi = L.realizable_features(k[2], q, 4)
+    mu = L.random_policy(k[3], 6, 2) / 6
+    st = L.population_stats(mdp, pi, mu, phi, gamma)
+    theta = L.solve(L.LSTDQStats(*(jnp.asarray(x) for x in st)))
+    np.testing.assert_allclose(phi @ np.asarray(theta), q, atol=1e-8)
+    j_true = float(np.sum(mdp.initial[:, None] * pi * q))
+    j_hat = float(L.value(theta, np.einsum("s,sa,sad->d", mdp.initial, pi, phi)))
+    assert abs(j_hat - j_true) < 1e-8
+
+
+def test_linear_mdp_population_is_exact(x64):
+    mdp, phi = L.linear_mdp(jax.random.key(4), 9, 3, 4)
+    pi = L.random_policy(jax.random.key(5), 9, 3)
+    mu = np.full((9, 3), 1 / 27)
+    st = L.population_stats(mdp, pi, mu, phi, 0.95)
+    theta = L.solve(L.LSTDQStats(*(jnp.asarray(x) for x in st)))
+    np.testing.assert_allclose(phi @ np.asarray(theta), bellman_q(mdp, pi, 0.95, 6000),
+                               atol=1e-7)
+
+
+def test_sampled_error_matches_first_order_theory(realizable_problem):
+    """RMSE of J_hat over repetitions equals the closed-form asymptotic standard deviation
+    sqrt(E_mu[(w delta)^2] / n) / (1 - gamma), w = nu^T Sigma^{-1} phi, nu summed as a series."""
+    mdp, pi, gamma, q, phi, mu = realizable_problem
+    s_n, a_n, d = phi.shape
+    flat = phi.reshape(-1, d)
+    m = mu.reshape(-1)
+    sigma = flat.T @ (m[:, None] * flat)
+    phibar = np.einsum("sa,sad->sd", pi, phi)
+    cross = np.einsum("x,xd,xt,te->de", m, flat, mdp.transitions.reshape(-1, s_n), phibar)
+    mmat = np.linalg.solve(sigma, cross)
+    x = np.einsum("s,sd->d", mdp.initial, phibar)
+    nu, term = np.zeros(d), x.copy()
+    for _ in range(400):  # nu = (1-gamma) sum_t gamma^t (M^T)^t x0
+        nu += term
+        term = gamma * mmat.T @ term
+    nu *= 1 - gamma
+    theta = np.linalg.lstsq(flat, q.reshape(-1), rcond=None)[0]
+    w = flat @ np.linalg.solve(sigma, nu)
+    delta = (mdp.rewards.reshape(-1)[:, None]
+             + gamma * (phibar @ theta)[None, :] - (flat @ theta)[:, None])  # (SA, S')
+    var = np.sum(m * w**2 * np.sum(mdp.transitions.reshape(-1, s_n) * delta**2, axis=1))
+    sampler = L.make_sampler(mdp, pi, mu, phi, gamma)
+    x0 = jnp.asarray(x, jnp.float32)
+    j_true = float(np.sum(mdp.initial[:, None] * pi * q))
+    reps = 150
+    for n in (1_000, 10_000):  # the 1/sqrt(n) rate and its constant
+        sd = np.sqrt(var / n) / (1 - gamma)
+        one = lambda key, n=n: L.value(L.lstdq(*sampler(key, n)), x0)  # noqa: E731
+        keys = jax.random.split(jax.random.key(n), reps)
+        errs = np.asarray(jax.jit(jax.vmap(one))(keys)) - j_true
+        rmse = np.sqrt(np.mean(errs**2))
+        assert 0.75 * sd < rmse < 1.33 * sd, (n, rmse, sd)
+        assert abs(errs.mean()) < 4 * sd / np.sqrt(reps) + 0.1 * sd, (n, errs.mean(), sd)
+
+
+def test_sampled_next_action_is_unbiased_too(realizable_problem):
+    mdp, pi, gamma, q, phi, mu = realizable_problem
+    ds = L.sample_dataset(jax.random.key(1), mdp, pi, mu, phi, gamma, 100_000,
+                          next_action="sampled")
+    x0 = np.einsum("s,sa,sad->d", mdp.initial, pi, phi)
+    j_true = float(np.sum(mdp.initial[:, None] * pi * q))
+    assert abs(float(L.value(L.lstdq(*ds), x0)) - j_true) < 0.02 * abs(j_true) + 0.05
+
+
+def _data(n=1000, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    f = rng.normal(size=(n, d)).astype(np.float32)
+    fn = rng.normal(size=(n, d)).astype(np.float32)
+    r = rng.normal(size=n).astype(np.float32)
+    g = (0.9 * (rng.random(n) > 0.1)).astype(np.float32)
+    return f, r, g, fn
+
+
+def test_one_shot_matches_numpy_formula():
+    f, r, g, fn = _data()
+    a = f.astype(np.float64).T @ (f - g[:, None] * fn) / len(r)
+    b = f.astype(np.float64).T @ r / len(r)
+    np.testing.assert_allclose(L.lstdq(f, r, g, fn), np.linalg.solve(a, b), rtol=1e-4, atol=1e-5)
+    lam = 0.3
+    np.testing.assert_allclose(L.lstdq(f, r, g, fn, ridge=lam),
+                               np.linalg.solve(a + lam * np.eye(4), b), rtol=1e-4, atol=1e-5)
+
+
+def test_streaming_equals_one_shot():
+    f, r, g, fn = _data(n=1003)
+    st = L.init_stats(4)
+    for lo, hi in [(0, 10), (10, 500), (500, 501), (501, 1003)]:
+        st = L.update_stats(st, f[lo:hi], r[lo:hi], g[lo:hi], fn[lo:hi])
+    one = L.compute_stats(f, r, g, fn)
+    assert int(st.count) == 1003
+    for a, b in zip(st, one, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-3)
+    left = L.compute_stats(f[:300], r[:300], g[:300], fn[:300])
+    right = L.compute_stats(f[300:], r[300:], g[300:], fn[300:])
+    merged = L.merge_stats(right, left)
+    np.testing.assert_allclose(L.solve(st), L.lstdq(f, r, g, fn), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(L.solve(merged), L.lstdq(f, r, g, fn), rtol=1e-4, atol=1e-5)
+    upd = jax.jit(L.update_stats)
+    np.testing.assert_allclose(upd(L.init_stats(4), f, r, g, fn).a, one.a, rtol=1e-5, atol=1e-4)
+
+
+def test_lstdq_jits_and_vmaps():
+    f, r, g, fn = _data(n=200)
+    batch = [np.stack([x, x[::-1]]) for x in (f, r, g, fn)]
+    out = jax.vmap(L.lstdq)(*batch)
+    np.testing.assert_allclose(out[0], L.lstdq(f, r, g, fn), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(jax.jit(L.lstdq)(f, r, g, fn), out[0], rtol=1e-4, atol=1e-5)
+
+
+def test_eight_device_sharded_stats_equal_single_device():
+    out = subprocess.run([sys.executable, "-m", "tests.lstdq.multidevice_stats"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "OK 8 devices" in out.stdout
+
+
+def test_single_device_sharded_stats():
+    f, r, g, fn = _data(n=64)
+    st = L.sharded_stats(f, r, g, fn, jax.make_mesh((1,), ("data",)))
+    np.testing.assert_allclose(st.a, L.compute_stats(f, r, g, fn).a, rtol=1e-5, atol=1e-4)
+
+
+def test_baird_needs_ridge_and_then_gets_q_zero():
+    mdp, phi, pi, mu = L.baird_counterexample()
+    ds = L.sample_dataset(jax.random.key(0), mdp, pi, mu, phi, 0.99, 5000)
+    with pytest.raises(ValueError, match=r"A_hat is singular .*Pass ridge > 0"):
+        L.lstdq(*ds)
+    theta = L.lstdq(*ds, ridge=1e-3)
+    assert np.abs(phi @ np.asarray(theta)).max() < 1e-6  # Q^pi = 0
+
+
+def test_value_averages_rows():
+    theta = jnp.array([1.0, 2.0])
+    rows = np.array([[1.0, 0.0], [0.0, 1.0]])
+    assert float(L.value(theta, rows)) == pytest.approx(1.5)
+    assert float(L.value(theta, rows[0])) == pytest.approx(1.0)
+
+
+def test_bad_inputs():
+    f, r, g, fn = _data(n=10)
+    with pytest.raises(ValueError, match=r"features has shape \(10, 4\) but next_features has"):
+        L.lstdq(f, r, g, fn[:9])
+    with pytest.raises(ValueError, match="features has 10 rows but rewards has 9"):
+        L.lstdq(f, r[:9], g, fn)
+    with pytest.raises(ValueError, match="features contains 1 non-finite"):
+        L.lstdq(np.where(np.arange(40).reshape(10, 4) == 3, np.nan, f), r, g, fn)
+    with pytest.raises(ValueError, match="rewards contains 1 non-finite"):
+        L.lstdq(f, np.where(np.arange(10) == 2, np.inf, r), g, fn)
+    with pytest.raises(ValueError, match=r"discounts must lie in \[0.0, 1.0\]"):
+        L.lstdq(f, r, g + 0.5, fn)
+    with pytest.raises(ValueError, match="the dataset is empty"):
+        L.lstdq(f[:0], r[:0], g[:0], fn[:0])
+    with pytest.raises(ValueError, match="A_hat is singular"):
+        L.lstdq(np.zeros((10, 4)), r, g, fn)
+    with pytest.raises(ValueError, match="ridge must be a finite float >= 0"):
+        L.lstdq(f, r, g, fn, ridge=-1.0)
+    with pytest.raises(TypeError, match="features must be a real numeric array"):
+        L.lstdq(np.array([["a"] * 4] * 10), r, g, fn)
+    with pytest.raises(ValueError, match="dim must be a positive int"):
+        L.init_stats(0)
+    with pytest.raises(ValueError, match="stats has dimension 3"):
+        L.update_stats(L.init_stats(3), f, r, g, fn)
+    with pytest.raises(ValueError, match="first has dimension 3 but second has 4"):
+        L.merge_stats(L.init_stats(3), L.init_stats(4))
+    with pytest.raises(TypeError, match="stats must be an LSTDQStats"):
+        L.solve((1, 2, 3, 4))
+    with pytest.raises(ValueError, match="stats holds no rows"):
+        L.solve(L.init_stats(4))
+    with pytest.raises(ValueError, match="axis_name 'model' is not an axis"):
+        L.sharded_stats(f, r, g, fn, jax.make_mesh((1,), ("data",)), axis_name="model")
+    with pytest.raises(ValueError, match=r"init_features must have shape \(4,\)"):
+        L.value(jnp.ones(4), jnp.ones(3))
+    with pytest.raises(ValueError, match="init_features has no rows"):
+        L.value(jnp.ones(4), jnp.ones((0, 4)))
+
+
+def test_ground_truth_helpers_agree(realizable_problem):
+    mdp, pi, gamma, q, phi, mu = realizable_problem
+    np.testing.assert_allclose(L.exact_q(mdp, pi, gamma), q, atol=1e-10)
+    d = occupancy_series(mdp, pi, gamma)
+    np.testing.assert_allclose(L.occupancy(mdp, pi, gamma), d, atol=1e-12)
+    assert L.policy_value(mdp, pi, gamma) == pytest.approx(
+        np.sum(d * mdp.rewards) / (1 - gamma), rel=1e-10)
