@@ -8,6 +8,8 @@ Gymnasium vector-env loop and a fully on-device loop over a JAX port of ``Pendul
 (seeds in parallel with ``vmap``).
 """
 
+from tecrl.agent import ALGOS, Agent, AgentConfig, AgentState
+from tecrl.loop import GymLoop, OnDeviceTrainer, RunState, check_finite, make_train
 from tecrl.losses import (
     CRITIC_FORMS,
     actor_loss,
@@ -37,6 +39,15 @@ from tecrl.pendulum import (
 from tecrl.replay import ReplayBuffer, Transition, replay_add, replay_init, replay_sample
 
 __all__ = [
+    "ALGOS",
+    "Agent",
+    "AgentConfig",
+    "AgentState",
+    "GymLoop",
+    "OnDeviceTrainer",
+    "RunState",
+    "check_finite",
+    "make_train",
     "CRITIC_FORMS",
     "PENDULUM",
     "Critic",

@@ -1,0 +1,11 @@
+"""dsac_e config. Variants: quick = pendulum_quick, standard = pendulum_standard, <task>_full.
+
+    python -m experiments.tecrl.main --config=experiments/tecrl/configs/dsac_e.py:pendulum_quick \
+        --workdir=/tmp/tecrl_dsac_e
+"""
+
+from experiments.tecrl.configs.common import make
+
+
+def get_config(variant=None):
+    return make("dsac_e", variant)

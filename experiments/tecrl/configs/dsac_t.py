@@ -1,0 +1,11 @@
+"""dsac_t config. Variants: quick = pendulum_quick, standard = pendulum_standard, <task>_full.
+
+    python -m experiments.tecrl.main --config=experiments/tecrl/configs/dsac_t.py:pendulum_quick \
+        --workdir=/tmp/tecrl_dsac_t
+"""
+
+from experiments.tecrl.configs.common import make
+
+
+def get_config(variant=None):
+    return make("dsac_t", variant)

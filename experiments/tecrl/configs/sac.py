@@ -1,0 +1,11 @@
+"""sac config. Variants: quick = pendulum_quick, standard = pendulum_standard, <task>_full.
+
+    python -m experiments.tecrl.main --config=experiments/tecrl/configs/sac.py:pendulum_quick \
+        --workdir=/tmp/tecrl_sac
+"""
+
+from experiments.tecrl.configs.common import make
+
+
+def get_config(variant=None):
+    return make("sac", variant)
