@@ -1,0 +1,1 @@
+"""SoftStep experiments: neighbour heads vs linear heads, metric learning, sparsity."""
