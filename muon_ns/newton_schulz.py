@@ -184,6 +184,14 @@ class NSDiagnostics(NamedTuple):
     chi_bound: jax.Array
 
 
+def _horner(row, lam: jax.Array) -> jax.Array:
+    """p(lambda) = sum_j a_j lambda^j (a Python loop: sharding-safe, unlike jnp.polyval's scan)."""
+    acc = jnp.full_like(lam, row[-1])
+    for c in row[-2::-1]:
+        acc = acc * lam + c
+    return acc
+
+
 def _theory_order(table) -> int:
     """The scheme's guaranteed order (0 when the paper's analysis does not apply)."""
     if not table:
@@ -236,7 +244,7 @@ def ns_diagnostics(
     f = sig
     for row in table:
         lam = f * f
-        f = jnp.polyval(jnp.asarray(row[::-1], wdtype), lam) * f
+        f = _horner(row, lam) * f
 
     def range_max(v):
         return jnp.max(jnp.where(on_range, v, 0.0), axis=-1)

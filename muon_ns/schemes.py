@@ -161,16 +161,30 @@ def resolve_coeffs(coeffs, steps: int) -> tuple[tuple[float, ...], ...]:
             return _DION[len(_DION) - steps:]
         raise ValueError(f"newton_schulz: unknown scheme {coeffs!r}; valid names are "
                          f"{sorted(SCHEMES)} (or 'taylorK' for any K >= 1)")
-    arr = np.asarray(coeffs, dtype=object)
-    if arr.ndim == 1:
+    if not _is_table(coeffs):
         return (_check_row(coeffs, "newton_schulz: coeffs"),) * steps
-    if arr.ndim != 2:
-        raise ValueError("newton_schulz: coeffs must be a name, one tuple or a table of tuples, "
-                         f"got an array of shape {arr.shape}")
-    if arr.shape[0] != steps:
+    rows = list(coeffs)
+    if len(rows) != steps:
         raise ValueError(f"newton_schulz: a coefficient table must have exactly steps={steps} "
-                         f"rows, got {arr.shape[0]}")
-    return tuple(_check_row(r, f"newton_schulz: coeffs[{i}]") for i, r in enumerate(coeffs))
+                         f"rows, got {len(rows)}")
+    return tuple(_check_row(r, f"newton_schulz: coeffs[{i}]") for i, r in enumerate(rows))
+
+
+def _is_table(coeffs) -> bool:
+    """True for a sequence of coefficient rows, False for one row of numbers."""
+    if isinstance(coeffs, np.ndarray):
+        if coeffs.ndim not in (1, 2):
+            raise ValueError("newton_schulz: coeffs must be one tuple or a table of tuples, got "
+                             f"an array of shape {coeffs.shape}")
+        return coeffs.ndim == 2
+    try:
+        first = next(iter(coeffs))
+    except TypeError as e:
+        raise TypeError(f"newton_schulz: coeffs must be a scheme name, a tuple or a table, got "
+                        f"{coeffs!r}") from e
+    except StopIteration:
+        return False
+    return np.ndim(first) == 1
 
 
 def _as_rows(coeffs) -> tuple[tuple[float, ...], ...]:
@@ -178,10 +192,9 @@ def _as_rows(coeffs) -> tuple[tuple[float, ...], ...]:
     if isinstance(coeffs, str):
         n = {"polar_express": len(_POLAR_EXPRESS), "dion": len(_DION)}.get(coeffs, 1)
         return resolve_coeffs(coeffs, n)
-    arr = np.asarray(coeffs, dtype=object)
-    if arr.ndim == 1:
-        return resolve_coeffs(coeffs, 1)
-    return resolve_coeffs(coeffs, arr.shape[0])
+    if _is_table(coeffs):
+        return resolve_coeffs(coeffs, len(list(coeffs)))
+    return resolve_coeffs(coeffs, 1)
 
 
 def residual_polynomial(coeffs: Sequence[float]) -> np.ndarray:

@@ -82,8 +82,10 @@ def residual_map(delta: jax.typing.ArrayLike, kappa: int) -> jax.Array:
     _check_kappa_q("residual_map", kappa, 0)
     delta = _check_delta("residual_map", delta, upper_open=False)
     lam = 1.0 - delta
-    coeffs = jnp.asarray(taylor_coeffs(int(kappa))[::-1], delta.dtype)
-    return 1.0 - lam * jnp.polyval(coeffs, lam) ** 2
+    p = jnp.zeros_like(lam)
+    for c in taylor_coeffs(int(kappa))[::-1]:  # Horner
+        p = p * lam + c
+    return 1.0 - lam * p**2
 
 
 def delta_bound(delta_0: jax.typing.ArrayLike, kappa: int, q: int) -> jax.Array:

@@ -77,7 +77,7 @@ def _check_scalar_or_schedule(fn: str, name: str, value, lo: float, hi: float | 
                               *, hi_open: bool = True) -> None:
     if callable(value):
         return
-    if isinstance(value, bool):
+    if isinstance(value, bool | str | bytes):
         raise TypeError(f"{fn}: {name} must be a number or a schedule, got {value!r}")
     try:
         v = float(value)
@@ -87,9 +87,9 @@ def _check_scalar_or_schedule(fn: str, name: str, value, lo: float, hi: float | 
         return
     ok = math.isfinite(v) and v >= lo and (hi is None or (v < hi if hi_open else v <= hi))
     if not ok:
-        rng = f"[{lo}, {hi})" if hi is not None and hi_open else (
-            f"[{lo}, {hi}]" if hi is not None else f">= {lo}")
-        raise ValueError(f"{fn}: {name} must be in {rng}, got {value!r}")
+        rng = f"in [{lo}, {hi})" if hi is not None and hi_open else (
+            f"in [{lo}, {hi}]" if hi is not None else f">= {lo}")
+        raise ValueError(f"{fn}: {name} must be a finite number {rng}, got {value!r}")
 
 
 def _check_choice(fn: str, name: str, value, choices) -> None:
@@ -258,6 +258,33 @@ def _from_stack(s, p: _Plan):
     return jnp.transpose(s.reshape(p.unflat), p.inv_perm)
 
 
+def _explicit_spec(x) -> tuple | None:
+    """x's partition spec when it is sharded over Explicit mesh axes (else None)."""
+    sharding = getattr(jax.typeof(x), "sharding", None)
+    mesh = getattr(sharding, "mesh", None)
+    if mesh is None or getattr(mesh, "empty", True):
+        return None
+    if not any(t == jax.sharding.AxisType.Explicit for t in getattr(mesh, "axis_types", ())):
+        return None
+    spec = tuple(sharding.spec) + (None,) * (x.ndim - len(sharding.spec))
+    return spec if any(p is not None for p in spec) else None
+
+
+def _replicate_matrix_axes(x, p: _Plan):
+    """Under explicit sharding, keep a single batch axis' sharding and gather the rest.
+
+    NS contracts over both matrix axes, which explicit sharding cannot do implicitly; a
+    stack sharded over its layer axis stays sharded (each device orthogonalizes its own
+    layers), a matrix sharded over rows or columns is gathered first.
+    """
+    spec = _explicit_spec(x)
+    if spec is None:
+        return x
+    keep = len(p.perm) - 2 == 1 and p.perm[0] == 0 and p.flat[0] == x.shape[0]
+    new = tuple(spec[a] if keep and a == 0 else None for a in range(x.ndim))
+    return jax.sharding.reshard(x, jax.P(*new)) if new != spec else x
+
+
 # -- Muon ----------------------------------------------------------------------------------
 
 class ScaleByMuonState(NamedTuple):
@@ -401,7 +428,9 @@ def scale_by_muon(
             key = (min(p.fan_in, p.fan_out), max(p.fan_in, p.fan_out), jnp.dtype(x.dtype))
             groups.setdefault(key if batch_same_shape else i, []).append(i)
         for idx in groups.values():
-            stacks = [_to_stack(leaves[i], ps[i]) for i in idx]
+            stacks = [_to_stack(_replicate_matrix_axes(leaves[i], ps[i]), ps[i]) for i in idx]
+            if len(stacks) > 1 and any(_explicit_spec(st) is not None for st in stacks):
+                stacks = [jax.sharding.reshard(st, jax.P()) for st in stacks]
             sizes = [s.shape[0] for s in stacks]
             big = stacks[0] if len(stacks) == 1 else jnp.concatenate(stacks, axis=0)
             orth = ortho(big)
@@ -422,7 +451,11 @@ def scale_by_muon(
                     u = math.sqrt(max(1.0, p.fan_out / p.fan_in)) * u
                 elif update_scaling == "consistent_rms":
                     u = (_at(rms_scale, state.count) * math.sqrt(max(p.fan_in, p.fan_out))) * u
-                out[i] = u.astype(leaves[i].dtype)
+                u = u.astype(leaves[i].dtype)
+                spec = _explicit_spec(leaves[i])
+                if spec is not None and _explicit_spec(u) != spec:
+                    u = jax.sharding.reshard(u, jax.P(*spec))
+                out[i] = u
                 if dparts is not None:
                     diag_out[i] = NSDiagnostics(*(f.reshape(p.batch_shape).astype(jnp.float32)
                                                   for f in dparts[k]))
