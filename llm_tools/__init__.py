@@ -23,6 +23,7 @@ from llm_tools.model import (
     init_cache,
     shard_model,
 )
+from llm_tools.sampler import Completion, JaxSampler, Sampler, Score
 from llm_tools.sampling import (
     GenerationOutput,
     generate_tokens,
@@ -33,6 +34,10 @@ from llm_tools.sampling import (
 from llm_tools.tokenizer import BPETokenizer, ByteTokenizer, render_chat
 
 __all__ = [
+    "Completion",
+    "JaxSampler",
+    "Sampler",
+    "Score",
     "BPETokenizer",
     "ByteTokenizer",
     "GenerationOutput",
