@@ -11,6 +11,7 @@ same states (``config.qe_mc.*``).
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
@@ -112,8 +113,20 @@ def _plot(wd: Workdir, records, algo: str):
     plt.close(fig)
 
 
-def run(config, workdir) -> dict:
+@functools.lru_cache(maxsize=8)
+def _trainer(agent_cfg: AgentConfig, buffer_size: int, learning_starts: int, eval_episodes: int):
+    """Trainers are cached by their (hashable) settings so repeated runs in one process (the
+    claims, the resume test) reuse the compiled functions."""
+    return make_train(agent_cfg, buffer_size=buffer_size, learning_starts=learning_starts,
+                      eval_episodes=eval_episodes)
+
+
+def run(config, workdir, *, return_state: bool = False):
     """Trains, evaluates, checkpoints and reports one algorithm on the JAX Pendulum.
+
+    Returns:
+      The results dict (also in ``results.json``); with ``return_state`` the pair
+      ``(results, final state)``.
 
     Raises:
       ConfigError: for a bad or unknown config value (agent keys included).
@@ -126,9 +139,8 @@ def run(config, workdir) -> dict:
         agent_cfg = AgentConfig.from_mapping(config.agent.to_dict())
     except ValueError as e:
         raise ConfigError(f"config.agent: {e}") from e
-    trainer = make_train(agent_cfg, buffer_size=config.buffer_size,
-                         learning_starts=config.learning_starts,
-                         eval_episodes=config.eval_episodes)
+    trainer = _trainer(agent_cfg, config.buffer_size, config.learning_starts,
+                       config.eval_episodes)
     chunk = trainer.check_steps(config.eval_every)
     total_chunks = (config.total_steps - config.learning_starts) // chunk
     root = jax.random.key(config.seed)
@@ -161,7 +173,8 @@ def run(config, workdir) -> dict:
         wd.log_metrics(
             c + 1, env_steps=env_steps, eval_return=float(jnp.mean(ev)),
             eval_return_per_seed=[float(v) for v in ev],
-            train_return=float(jnp.nanmean(m["train_return"])),
+            train_return=(float(jnp.nanmean(m["train_return"]))
+                          if bool(jnp.any(m["episodes"] > 0)) else None),
             q_r=float(jnp.mean(m["q"])), q_e=float(jnp.mean(m["q_e"])),
             entropy=float(jnp.mean(m["entropy"])), alpha=float(jnp.mean(m["alpha"])),
             trajectory_entropy=float(jnp.mean(m["trajectory_entropy"])),
@@ -209,4 +222,4 @@ def run(config, workdir) -> dict:
         f"{config.num_seeds} seeds x {config.total_steps} env steps. Final deterministic "
         f"eval return {results['final_eval_return_mean']:.1f} (per seed "
         f"{', '.join(f'{v:.1f}' for v in final)}).\n\n![curves](learning_curves.png)\n")
-    return results
+    return (results, state) if return_state else results
