@@ -1,0 +1,108 @@
+"""Configs of the muon_ns experiments (Kim & Oh 2026, "Convergence of Muon with Newton-Schulz").
+
+One config holds the four experiments; ``experiment`` picks which one ``main`` runs:
+
+    python -m experiments.muon_ns.main --config=experiments/muon_ns/configs/default.py:quick \
+        --config.experiment=convergence --workdir=/tmp/muon_conv
+    python -m experiments.muon_ns.main --config=experiments/muon_ns/configs/default.py:standard \
+        --config.experiment=digits --workdir=/tmp/muon_digits
+    # experiment in {convergence, digits, lm, rank}; tiers quick | standard | full
+
+The claims (``python -m experiments.reproduce --tier standard --only muon_ns``) run all four.
+"""
+
+from experiments.config import tiered
+
+# Optimizer grid of the training comparison: name -> settings (fixed before any run).
+TRAIN_OPTIMIZERS_ALL = (
+    "muon_svd,"
+    + ",".join(f"muon_ns_k{k}_q{q}" for k in (1, 2) for q in range(1, 6))
+    + ",sgdm,adamw"
+)
+
+
+def get_config(variant=None):
+    base = {
+        "experiment": "convergence",
+        "seed": 0,
+        "convergence": {
+            "shape": (64, 128),  # m x n of each test matrix
+            "kappas": (1, 2, 3, 4),
+            "max_q": 6,
+            "cond": 1e3,  # condition number of the log-uniform-spectrum matrix
+            "num_matrices": 2,  # per kind
+        },
+        "train": {  # shared by the digits MLP and the byte LM
+            "optimizers": TRAIN_OPTIMIZERS_ALL,
+            "muon_lr": 0.02,
+            "muon_beta": 0.95,
+            "sgdm_lr": 0.02,
+            "sgdm_beta": 0.9,
+            "adamw_lr": 1e-3,
+            "normalization": "frobenius",
+            "checkpoint_every": 100,
+            "timing_repeats": 1,
+        },
+        "digits": {"steps": 600, "batch_size": 128, "hidden": 256, "eval_every": 50},
+        "lm": {
+            "steps": 400,
+            "batch_size": 16,
+            "seq_len": 128,
+            "d_model": 128,
+            "num_layers": 2,
+            "num_heads": 4,
+            "eval_every": 50,
+            "eval_batches": 8,
+            "max_train_bytes": 2_000_000,
+        },
+        "rank": {
+            "ranks": (1, 2, 4, 8, 16, 32, 64),
+            "dim": 64,
+            "num_samples": 4096,
+            "batch_size": 64,
+            "max_steps": 4000,
+            "beta": 0.9,
+            "target": 0.05,  # nuclear-norm stationarity to reach, ||grad f||_*
+            "seeds": 2,
+            "eval_every": 10,
+        },
+    }
+    quick_opts = "muon_svd,muon_ns_k1_q3,muon_ns_k2_q1,muon_ns_k2_q3,muon_ns_k2_q5,sgdm,adamw"
+    tiers = {
+        "quick": {
+            "convergence.shape": (32, 64),
+            "convergence.num_matrices": 1,
+            "train.optimizers": quick_opts,
+            "digits.steps": 200,
+            "digits.hidden": 128,
+            "lm.steps": 40,
+            "lm.seq_len": 64,
+            "lm.d_model": 64,
+            "lm.num_layers": 1,
+            "lm.eval_every": 20,
+            "lm.eval_batches": 2,
+            "lm.max_train_bytes": 300_000,
+            "train.optimizers_lm": "muon_svd,muon_ns_k2_q3,adamw",
+            "rank.ranks": (1, 4, 16, 64),
+            "rank.max_steps": 1500,
+            "rank.seeds": 1,
+        },
+        "standard": {
+            "convergence.shape": (128, 256),
+            "train.optimizers_lm": "muon_svd,muon_ns_k1_q3,muon_ns_k1_q5,muon_ns_k2_q1,"
+                                   "muon_ns_k2_q3,muon_ns_k2_q5,sgdm,adamw",
+        },
+        "full": {
+            "convergence.shape": (1024, 4096),
+            "train.optimizers_lm": TRAIN_OPTIMIZERS_ALL,
+            "digits.steps": 3000,
+            "lm.steps": 5000,
+            "lm.d_model": 256,
+            "lm.num_layers": 4,
+            "lm.max_train_bytes": 4_000_000,
+            "rank.seeds": 5,
+            "rank.max_steps": 10000,
+        },
+    }
+    base["train"]["optimizers_lm"] = TRAIN_OPTIMIZERS_ALL
+    return tiered(base, tiers, variant)
