@@ -267,6 +267,19 @@ class JaxSampler:
                 scores.append(Score(tuple(b), tuple(lp), float(np.sum(lp))))
         return scores
 
+    def score_ids(self, ids: Sequence[int]) -> list[float]:
+        """``log p(ids[t] | ids[:t])`` for ``t = 1 … len(ids)-1`` (the model's own scores)."""
+        ids = [int(i) for i in ids]
+        if len(ids) > self.model.config.max_seq_len:
+            raise ValueError(f"JaxSampler.score_ids: {len(ids)} tokens > the context length "
+                             f"{self.model.config.max_seq_len}")
+        if len(ids) < 2:
+            return []
+        buf = np.zeros((1, _bucket(len(ids))), np.int32)
+        buf[0, : len(ids)] = ids
+        logp = np.asarray(_token_logprobs(self.model, jnp.asarray(buf)))[0]
+        return [float(logp[t - 1, ids[t]]) for t in range(1, len(ids))]
+
     def embed(self, texts):
         """Mean-pooled final hidden states, ``[len(texts), d]`` float32.
 
