@@ -51,6 +51,7 @@ from lstdq.fqe import FQEResult, fqe
 from lstdq.mdp import (
     Dataset,
     FiniteMDP,
+    SamplerTables,
     baird_counterexample,
     chain_behavior,
     chain_mdp,
@@ -66,6 +67,8 @@ from lstdq.mdp import (
     random_mdp,
     random_policy,
     sample_dataset,
+    sample_from_tables,
+    sampler_tables,
 )
 
 __all__ = [
@@ -114,6 +117,9 @@ __all__ = [
     "realizable_features",
     "relative_condition_number",
     "sample_dataset",
+    "sample_from_tables",
+    "sampler_tables",
+    "SamplerTables",
     "sharded_stats",
     "solve",
     "target_policy",

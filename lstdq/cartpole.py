@@ -84,7 +84,7 @@ def rbf_state_features(rbf: RBFFeatures, obs) -> np.ndarray:
     return np.concatenate([np.ones((len(obs), 1)), np.exp(-d2 / (2 * rbf.width**2))], axis=1)
 
 
-def target_policy(obs, *, gain: float = 20.0, damping: float = 0.5) -> np.ndarray:
+def target_policy(obs, *, gain: float = 3.0, damping: float = 0.3) -> np.ndarray:
     """``pi(.|s)`` (n, 2): ``pi(right|s) = sigmoid(gain (theta + damping theta_dot))``."""
     obs = _obs("target_policy", obs)
     h = gain * (obs[:, 2] + damping * obs[:, 3])

@@ -37,8 +37,10 @@ class FQEResult(NamedTuple):
     Attributes:
       theta: ``(d,)`` final weights.
       iterations: int32, regressions performed.
-      change: ``max_j |theta_k - theta_{k-1}|_j`` at the last iteration.
-      converged: whether ``change <= tol * max(1, |theta|_inf)`` was reached.
+      change: the last iteration's largest change of ``Q_hat`` on the data's next-state
+        features, ``max_i |phi_bar'_i^T (theta_k - theta_{k-1})|`` (function space, so
+        ill-conditioned parameter directions do not stall it).
+      converged: whether ``change <= tol * max(1, max_i |phi_bar'_i^T theta_k|)``.
     """
 
     theta: jax.Array
@@ -57,33 +59,28 @@ def _fqe_loop(features, rewards, discounts, next_features, theta0, ridge, tol, m
     gram = f.T @ f / n + ridge * jnp.eye(d, dtype=dtype)
     chol = jax.scipy.linalg.cho_factor(gram, lower=True)
 
-    def regress(theta):
-        y = r + g * (fn @ theta)
-        return jax.scipy.linalg.cho_solve(chol, f.T @ y / n)
+    def body(carry):
+        k, _, pred, _, _ = carry
+        new = jax.scipy.linalg.cho_solve(chol, ((r + g * pred) @ f) / n)
+        new_pred = fn @ new
+        change = jnp.max(jnp.abs(new_pred - pred))
+        return k + 1, new, new_pred, change, jnp.max(jnp.abs(new_pred))
 
     def cond(carry):
-        k, _, change, _ = carry
-        big = jnp.isfinite(change)
-        return (k < max_iter) & big & (change > tol * jnp.maximum(1.0, carry[3]))
+        k, _, _, change, scale = carry
+        return (k < max_iter) & jnp.isfinite(change) & (change > tol * jnp.maximum(1.0, scale))
 
-    def body(carry):
-        k, theta, _, _ = carry
-        new = regress(theta)
-        change = jnp.max(jnp.abs(new - theta))
-        return k + 1, new, change, jnp.max(jnp.abs(new))
-
-    init = (jnp.asarray(0, jnp.int32), theta0, jnp.asarray(jnp.inf, dtype),
-            jnp.max(jnp.abs(theta0)))
-    # ``change=inf`` with isfinite guard would stop at once; start from one regression.
-    first = body(init)
-    k, theta, change, scale = jax.lax.while_loop(cond, body, first)
+    pred0 = fn @ theta0
+    first = body((jnp.asarray(0, jnp.int32), theta0, pred0, jnp.asarray(jnp.inf, dtype),
+                  jnp.max(jnp.abs(pred0))))
+    k, theta, _, change, scale = jax.lax.while_loop(cond, body, first)
     converged = change <= tol * jnp.maximum(1.0, scale)
     ev = jnp.linalg.eigvalsh(gram)
     ok = jnp.all(jnp.isfinite(chol[0])) & (ev[0] > ev[-1] * d * jnp.finfo(dtype).eps)
     return FQEResult(theta, k, change, converged), ok
 
 
-_fqe_jit = jax.jit(_fqe_loop, static_argnames=("max_iter",))
+_fqe_jit = jax.jit(_fqe_loop)
 
 
 def fqe(
@@ -102,7 +99,8 @@ def fqe(
     Args:
       features, rewards, discounts, next_features: as :func:`lstdq.lstdq`.
       num_iterations: the most regressions to run (positive int).
-      tol: stop when ``max|theta_{k+1} - theta_k| <= tol * max(1, |theta_{k+1}|_inf)``.
+      tol: stop when ``max_i |phi_bar'_i^T (theta_{k+1} - theta_k)| <= tol * max(1,
+        max_i |phi_bar'_i^T theta_{k+1}|)`` (relative change of ``Q_hat`` on the data).
       ridge: ``lambda >= 0`` in each regression (needed when ``Sigma_hat`` is singular).
       theta0: ``(d,)`` starting weights (default zeros, i.e. ``Q_0 = 0``).
 
@@ -135,7 +133,7 @@ def fqe(
         theta0 = jnp.asarray(theta0, dtype)
     result, chol_ok = _fqe_jit(features, rewards, discounts, next_features, theta0,
                                jnp.asarray(ridge, dtype), jnp.asarray(tol, dtype),
-                               max_iter=int(num_iterations))
+                               jnp.asarray(int(num_iterations), jnp.int32))
     if V.is_concrete(chol_ok) and not bool(chol_ok):
         raise ValueError(
             "fqe: Sigma_hat = (1/n) sum phi phi^T is singular, so the regression is not "

@@ -48,6 +48,9 @@ __all__ = [
     "random_mdp",
     "random_policy",
     "sample_dataset",
+    "sample_from_tables",
+    "sampler_tables",
+    "SamplerTables",
 ]
 
 _TOL = 1e-6
@@ -389,6 +392,67 @@ def mixture(first, second, weight: float) -> np.ndarray:
 # -- sampling ----------------------------------------------------------------------------
 
 
+class SamplerTables(NamedTuple):
+    """The arrays :func:`sample_from_tables` draws from (float32; a pytree, so it can be a
+    jit argument and one compiled sampler serves every MDP of the same shape)."""
+
+    log_mu: jax.Array  # (S*A,)
+    log_p: jax.Array  # (S, A, S)
+    log_pi: jax.Array  # (S, A)
+    rewards: jax.Array  # (S*A,)
+    phi: jax.Array  # (S*A, d)
+    phi_bar: jax.Array  # (S, d)
+    gamma: jax.Array  # ()
+
+
+def sampler_tables(mdp: FiniteMDP, policy, behavior, features, gamma: float) -> SamplerTables:
+    """Validates the inputs and builds :class:`SamplerTables`.
+
+    Raises:
+      ValueError: malformed MDP, policy or behaviour rows not summing to 1, bad features
+        or gamma.
+    """
+    gamma = _gamma("sampler_tables", gamma)
+    mdp = check_mdp("sampler_tables", mdp)
+    pi = check_policy("sampler_tables", mdp, policy)
+    mu = _distribution("sampler_tables", "behavior", behavior, pi.shape)
+    f = check_features("sampler_tables", mdp, features)
+    s_n, a_n = pi.shape
+    with np.errstate(divide="ignore"):
+        return SamplerTables(
+            log_mu=jnp.asarray(np.log(mu.reshape(-1)), jnp.float32),
+            log_p=jnp.asarray(np.log(mdp.transitions), jnp.float32),
+            log_pi=jnp.asarray(np.log(pi), jnp.float32),
+            rewards=jnp.asarray(mdp.rewards.reshape(-1), jnp.float32),
+            phi=jnp.asarray(f.reshape(s_n * a_n, -1), jnp.float32),
+            phi_bar=jnp.asarray(np.einsum("sa,sad->sd", pi, f), jnp.float32),
+            gamma=jnp.asarray(gamma, jnp.float32),
+        )
+
+
+def sample_from_tables(key: jax.Array, tables: SamplerTables, n: int, *,
+                       next_action: str = "expected") -> Dataset:
+    """Draws ``n`` transitions ``(s, a) ~ mu``, ``s' ~ P(.|s, a)`` (pure, jit/vmap-able;
+    ``n`` and ``next_action`` must be static under ``jit``)."""
+    if next_action not in ("expected", "sampled"):
+        raise ValueError(
+            f"sample_from_tables: next_action must be 'expected' or 'sampled', got "
+            f"{next_action!r}"
+        )
+    a_n = tables.log_pi.shape[1]
+    k1, k2, k3 = jax.random.split(key, 3)
+    idx = jax.random.categorical(k1, tables.log_mu, shape=(n,))
+    s, a = idx // a_n, idx % a_n
+    s_next = jax.random.categorical(k2, tables.log_p[s, a])
+    if next_action == "expected":
+        nf = tables.phi_bar[s_next]
+    else:
+        a_next = jax.random.categorical(k3, tables.log_pi[s_next])
+        nf = tables.phi[s_next * a_n + a_next]
+    discounts = jnp.full((n,), tables.gamma, jnp.float32)
+    return Dataset(tables.phi[idx], tables.rewards[idx], discounts, nf)
+
+
 def make_sampler(
     mdp: FiniteMDP, policy, behavior, features, gamma: float, *, next_action: str = "expected"
 ) -> Callable[[jax.Array, int], Dataset]:
@@ -402,35 +466,14 @@ def make_sampler(
     Raises:
       ValueError: malformed inputs or an unknown ``next_action``.
     """
-    gamma = _gamma("make_sampler", gamma)
-    mdp = check_mdp("make_sampler", mdp)
-    pi = check_policy("make_sampler", mdp, policy)
-    mu = _distribution("make_sampler", "behavior", behavior, pi.shape)
-    f = check_features("make_sampler", mdp, features)
     if next_action not in ("expected", "sampled"):
         raise ValueError(
             f"make_sampler: next_action must be 'expected' or 'sampled', got {next_action!r}"
         )
-    s_n, a_n = pi.shape
-    log_mu = jnp.log(jnp.asarray(mu.reshape(-1), jnp.float32))
-    log_p = jnp.log(jnp.asarray(mdp.transitions, jnp.float32))
-    log_pi = jnp.log(jnp.asarray(pi, jnp.float32))
-    r_tab = jnp.asarray(mdp.rewards.reshape(-1), jnp.float32)
-    phi = jnp.asarray(f.reshape(s_n * a_n, -1), jnp.float32)
-    phi_bar = jnp.asarray(np.einsum("sa,sad->sd", pi, f), jnp.float32)
-    expected = next_action == "expected"
+    tables = sampler_tables(mdp, policy, behavior, features, gamma)
 
     def sample(key: jax.Array, n: int) -> Dataset:
-        k1, k2, k3 = jax.random.split(key, 3)
-        idx = jax.random.categorical(k1, log_mu, shape=(n,))
-        s, a = idx // a_n, idx % a_n
-        s_next = jax.random.categorical(k2, log_p[s, a])
-        if expected:
-            nf = phi_bar[s_next]
-        else:
-            a_next = jax.random.categorical(k3, log_pi[s_next])
-            nf = phi[s_next * a_n + a_next]
-        return Dataset(phi[idx], r_tab[idx], jnp.full((n,), gamma, jnp.float32), nf)
+        return sample_from_tables(key, tables, n, next_action=next_action)
 
     return jax.jit(sample, static_argnums=1)
 
