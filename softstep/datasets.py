@@ -9,7 +9,7 @@
 * ``manifold``: a Swiss roll in 3-D plus 5 nuisance dimensions; the target
   ``y = sin(4 pi u) + 2 (v - 1/2)^2 + (0.05 + 0.3 u) eps`` is periodic along the roll,
   quadratic across it and heteroscedastic.
-* ``digits_rotation``: scikit-learn's bundled 8x8 handwritten digits, zero-padded to 12x12
+* ``digits_rotation``: scikit-learn's bundled 8x8 handwritten digits, zero-padded to 10x10
   and rotated by a random angle in ``[-max_angle, max_angle]`` degrees; the target is the
   angle.
 
@@ -109,7 +109,7 @@ def make_manifold(seed: int = 0, n: int = 1000, nuisance: int = 5) -> Dataset:
 def load_digits_rotation(seed: int = 0, max_angle: float = 60.0) -> Dataset:
     """Real digit images rotated by a random angle; the target is the angle in degrees.
 
-    Each of the 1,797 8x8 digits is scaled to [0, 1], zero-padded to 12x12 and rotated
+    Each of the 1,797 8x8 digits is scaled to [0, 1], zero-padded to 10x10 and rotated
     (bilinear, ``scipy.ndimage.rotate``) by ``angle ~ U(-max_angle, max_angle)``.
 
     Raises:
@@ -123,7 +123,7 @@ def load_digits_rotation(seed: int = 0, max_angle: float = 60.0) -> Dataset:
     images = load_digits().images / 16.0
     rng = np.random.default_rng(seed)
     angles = rng.uniform(-max_angle, max_angle, size=len(images))
-    padded = np.pad(images, ((0, 0), (2, 2), (2, 2)))
+    padded = np.pad(images, ((0, 0), (1, 1), (1, 1)))
     x = np.stack([rotate(img, a, reshape=False, order=1) for img, a in zip(padded, angles,
                                                                             strict=True)])
     return _finish("digits_rotation", x, angles, "image")

@@ -56,7 +56,7 @@ def split_list(text: str) -> list[str]:
 
 def validate(config) -> None:
     check(config, {
-        "num_seeds": positive, "epochs": positive, "batch_size": positive,
+        "num_seeds": positive, "epochs": positive, "image_epochs": positive, "batch_size": positive,
         "learning_rate": positive, "patience": positive, "embed_dim": positive,
         "val_fraction": in_range(0.0, 0.5, closed=False),
         "test_fraction": in_range(0.0, 0.5, closed=False),
@@ -145,7 +145,8 @@ def train_cell(config, data, backbone: str, head: str, splits) -> tuple[dict, di
     spec = ModelSpec(input_shape=tuple(data.x.shape[1:]), out_dim=1, backbone=backbone,
                      hidden=tuple(int(h) for h in hidden), embed_dim=config.embed_dim,
                      similarity=config.similarity, **HEADS[head])
-    tc = TrainConfig(epochs=config.epochs, batch_size=config.batch_size,
+    epochs = config.image_epochs if data.kind == "image" else config.epochs
+    tc = TrainConfig(epochs=epochs, batch_size=config.batch_size,
                      learning_rate=config.learning_rate, weight_decay=config.weight_decay,
                      patience=config.patience)
     seeds = len(splits)
@@ -155,7 +156,11 @@ def train_cell(config, data, backbone: str, head: str, splits) -> tuple[dict, di
     graphdef, _ = make_model(spec, init_keys[0])
     params = jax.vmap(lambda k: make_model(spec, k)[1])(init_keys)
     t0 = time.perf_counter()
-    fit = jax.jit(jax.vmap(functools.partial(train_model, graphdef, config=tc)))
+    one = functools.partial(train_model, graphdef, config=tc)
+    if backbone == "cnn":  # batched convolutions are slow on CPU: seeds one after another
+        fit = jax.jit(lambda *args: jax.lax.map(lambda a: one(*a), args))
+    else:
+        fit = jax.jit(jax.vmap(one))
     res = fit(params, train_keys, xtr, ytr, xva, yva)
     if bool(jnp.any(res.diverged)):
         raise FloatingPointError(

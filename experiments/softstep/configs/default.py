@@ -23,9 +23,10 @@ def get_config(variant=None):
         "heads": "linear,nw,s1_pointwise,s2_pointwise,s1_global,s2_global",
         "similarity": "neg_l2",
         "hidden_table": "128,128",
-        "hidden_cnn": "16,32,32",
+        "hidden_cnn": "8,16,16",
         "embed_dim": 32,
         "epochs": 200,
+        "image_epochs": 60,  # max epochs on the image task (CNN epochs are costly on CPU)
         "batch_size": 128,
         "learning_rate": 1e-3,
         "weight_decay": 1e-4,
@@ -45,8 +46,14 @@ def get_config(variant=None):
             "epochs": 40,
             "patience": 10,
         },
-        "standard": {},
-        "full": {"num_seeds": 10, "epochs": 1000, "patience": 50, "hidden_table": "256,256,256",
-                 "embed_dim": 64},
+        "standard": {"epochs": 150, "patience": 15},
+        "full": {
+            "num_seeds": 10,
+            "epochs": 1000,
+            "image_epochs": 1000,
+            "patience": 50,
+            "hidden_table": "256,256,256",
+            "embed_dim": 64,
+        },
     }
     return tiered(base, tiers, variant)
