@@ -396,9 +396,9 @@ class SamplerTables(NamedTuple):
     """The arrays :func:`sample_from_tables` draws from (float32; a pytree, so it can be a
     jit argument and one compiled sampler serves every MDP of the same shape)."""
 
-    log_mu: jax.Array  # (S*A,)
-    log_p: jax.Array  # (S, A, S)
-    log_pi: jax.Array  # (S, A)
+    cdf_mu: jax.Array  # (S*A,) cumulative mu, last entry exactly 1
+    cdf_p: jax.Array  # (S, A, S) cumulative P(.|s, a)
+    cdf_pi: jax.Array  # (S, A) cumulative pi(.|s)
     rewards: jax.Array  # (S*A,)
     phi: jax.Array  # (S*A, d)
     phi_bar: jax.Array  # (S, d)
@@ -418,16 +418,20 @@ def sampler_tables(mdp: FiniteMDP, policy, behavior, features, gamma: float) -> 
     mu = _distribution("sampler_tables", "behavior", behavior, pi.shape)
     f = check_features("sampler_tables", mdp, features)
     s_n, a_n = pi.shape
-    with np.errstate(divide="ignore"):
-        return SamplerTables(
-            log_mu=jnp.asarray(np.log(mu.reshape(-1)), jnp.float32),
-            log_p=jnp.asarray(np.log(mdp.transitions), jnp.float32),
-            log_pi=jnp.asarray(np.log(pi), jnp.float32),
-            rewards=jnp.asarray(mdp.rewards.reshape(-1), jnp.float32),
-            phi=jnp.asarray(f.reshape(s_n * a_n, -1), jnp.float32),
-            phi_bar=jnp.asarray(np.einsum("sa,sad->sd", pi, f), jnp.float32),
-            gamma=jnp.asarray(gamma, jnp.float32),
-        )
+
+    def cdf(p):  # cumulative sums normalised so that trailing zero-mass entries are exactly 1
+        c = np.cumsum(p, axis=-1)
+        return jnp.asarray(c / c[..., -1:], jnp.float32)
+
+    return SamplerTables(
+        cdf_mu=cdf(mu.reshape(-1)),
+        cdf_p=cdf(mdp.transitions),
+        cdf_pi=cdf(pi),
+        rewards=jnp.asarray(mdp.rewards.reshape(-1), jnp.float32),
+        phi=jnp.asarray(f.reshape(s_n * a_n, -1), jnp.float32),
+        phi_bar=jnp.asarray(np.einsum("sa,sad->sd", pi, f), jnp.float32),
+        gamma=jnp.asarray(gamma, jnp.float32),
+    )
 
 
 def sample_from_tables(key: jax.Array, tables: SamplerTables, n: int, *,
@@ -439,15 +443,15 @@ def sample_from_tables(key: jax.Array, tables: SamplerTables, n: int, *,
             f"sample_from_tables: next_action must be 'expected' or 'sampled', got "
             f"{next_action!r}"
         )
-    a_n = tables.log_pi.shape[1]
-    k1, k2, k3 = jax.random.split(key, 3)
-    idx = jax.random.categorical(k1, tables.log_mu, shape=(n,))
+    a_n = tables.cdf_pi.shape[1]
+    u = jax.random.uniform(key, (3, n))  # inverse-CDF sampling: index = #{j: cdf_j <= u}
+    idx = jnp.searchsorted(tables.cdf_mu, u[0], side="right")
     s, a = idx // a_n, idx % a_n
-    s_next = jax.random.categorical(k2, tables.log_p[s, a])
+    s_next = jnp.sum(tables.cdf_p[s, a] <= u[1][:, None], axis=1)
     if next_action == "expected":
         nf = tables.phi_bar[s_next]
     else:
-        a_next = jax.random.categorical(k3, tables.log_pi[s_next])
+        a_next = jnp.sum(tables.cdf_pi[s_next] <= u[2][:, None], axis=1)
         nf = tables.phi[s_next * a_n + a_next]
     discounts = jnp.full((n,), tables.gamma, jnp.float32)
     return Dataset(tables.phi[idx], tables.rewards[idx], discounts, nf)

@@ -14,6 +14,7 @@ when re-run in the same workdir (resume).
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ def validate(config) -> None:
 # -- shared: Monte-Carlo errors of LSTDQ on a finite MDP ----------------------------------
 
 
+@functools.cache
 def _errors_fn(chunk: int):
     """jitted ``(keys, tables, x0, j_true, num_chunks) -> J_hat - J`` per repetition.
 
@@ -78,7 +80,7 @@ def _errors(key, tables, x0, j_true, n: int, reps: int, cache: dict, chunk: int 
             ) -> np.ndarray:
     if n % chunk:
         raise ValueError(f"lstdq experiments: n={n} must be a multiple of the chunk {chunk}")
-    fn = cache.setdefault(chunk, _errors_fn(chunk))
+    fn = _errors_fn(chunk)  # one compilation per (chunk, table shapes) in this process
     out = fn(jax.random.split(key, reps), tables, jnp.asarray(x0, jnp.float32),
              jnp.asarray(j_true, jnp.float32), jnp.asarray(n // chunk, jnp.int32))
     return np.asarray(out, np.float64)
