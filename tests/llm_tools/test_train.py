@@ -1,0 +1,98 @@
+"""Next-token loss against a NumPy cross-entropy, training on the stdlib corpus, save/load,
+and the 8-device data-parallel step (in a subprocess)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from llm_tools import Llama
+from llm_tools.data import sample_windows, stdlib_corpus, stdlib_files
+from llm_tools.tiny import tiny_config
+from llm_tools.train import (
+    init_train_state,
+    load_model,
+    make_eval_step,
+    make_train_step,
+    next_token_loss,
+    save_model,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+CFG = tiny_config(dim=32, n_layers=1, max_seq_len=64)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return stdlib_corpus()
+
+
+def test_loss_equals_numpy_cross_entropy():
+    model = Llama(CFG, rngs=nnx.Rngs(0))
+    tokens = jax.random.randint(jax.random.key(0), (2, 9), 0, CFG.vocab_size)
+    logits = np.asarray(model(tokens[:, :-1]), np.float64)
+    logp = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)
+                           ) - logits.max(-1, keepdims=True)
+    t = np.asarray(tokens)
+    nll = -np.take_along_axis(logp, t[:, 1:, None], -1)[..., 0]
+    assert float(next_token_loss(model, tokens)) == pytest.approx(nll.mean(), rel=1e-5)
+    mask = np.zeros((2, 8))
+    mask[0, :3] = 1
+    assert float(next_token_loss(model, tokens, mask)) == pytest.approx(nll[0, :3].mean(),
+                                                                       rel=1e-5)
+    with pytest.raises(ValueError, match="seq >= 2"):
+        next_token_loss(model, tokens[:, :1])
+    with pytest.raises(ValueError, match=r"mask must have shape \(2, 8\)"):
+        next_token_loss(model, tokens, np.ones((2, 9)))
+
+
+def test_corpus_split_is_by_file_and_fixed(corpus):
+    assert len(stdlib_files()) == len(corpus.train_files) + len(corpus.valid_files)
+    assert not set(corpus.train_files) & set(corpus.valid_files)
+    assert "pydoc_data/topics.py" in corpus.train_files + corpus.valid_files
+    assert 0.03 < len(corpus.valid_files) / len(stdlib_files()) < 0.25
+    assert corpus.train.dtype == np.int32 and corpus.train.max() <= 257
+    again = stdlib_corpus(max_bytes=1000)
+    np.testing.assert_array_equal(again.train, corpus.train[:1000])
+    with pytest.raises(ValueError, match="max_bytes must be a positive int"):
+        stdlib_corpus(max_bytes=0)
+    with pytest.raises(ValueError, match="longer than length=10"):
+        sample_windows(jax.random.key(0), jnp.arange(5), 2, 10)
+
+
+def test_training_lowers_validation_loss_and_round_trips(corpus, tmp_path):
+    model = Llama(CFG, rngs=nnx.Rngs(0))
+    opt = optax.adam(1e-2)
+    graphdef, state = init_train_state(model, opt)
+    step, evaluate = make_train_step(graphdef, opt), make_eval_step(graphdef)
+    valid = sample_windows(jax.random.key(99), jnp.asarray(corpus.valid), 16, 33)
+    before = float(evaluate(state, valid))
+    train = jnp.asarray(corpus.train)
+    key = jax.random.key(0)
+    for _ in range(30):
+        key, k = jax.random.split(key)
+        state, _ = step(state, sample_windows(k, train, 16, 33))
+    after = float(evaluate(state, valid))
+    assert before > np.log(200)  # near uniform over the 259 ids at init
+    assert after < before - 1.0
+    trained = nnx.merge(graphdef, state.params, state.rest)
+    save_model(tmp_path / "lm", trained)
+    loaded = load_model(tmp_path / "lm")
+    np.testing.assert_array_equal(loaded(valid[:2]), trained(valid[:2]))
+    with pytest.raises(FileNotFoundError, match="config.json is missing"):
+        load_model(tmp_path / "nothing")
+    with pytest.raises(TypeError, match="optimizer must be an optax GradientTransformation"):
+        init_train_state(model, "adam")
+
+
+def test_data_parallel_and_sharded_model_on_8_devices():
+    out = subprocess.run([sys.executable, "-m", "tests.llm_tools.multidevice_train"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    assert "OK 8 devices" in out.stdout
