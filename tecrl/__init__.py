@@ -9,7 +9,7 @@ Gymnasium vector-env loop and a fully on-device loop over a JAX port of ``Pendul
 """
 
 from tecrl.agent import ALGOS, Agent, AgentConfig, AgentState
-from tecrl.loop import GymLoop, OnDeviceTrainer, RunState, check_finite, make_train
+from tecrl.loop import GymLoop, GymState, OnDeviceTrainer, RunState, check_finite, make_train
 from tecrl.losses import (
     CRITIC_FORMS,
     actor_loss,
@@ -44,6 +44,7 @@ __all__ = [
     "AgentConfig",
     "AgentState",
     "GymLoop",
+    "GymState",
     "OnDeviceTrainer",
     "RunState",
     "check_finite",

@@ -20,10 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.checkpoint import Checkpointer
-from experiments.config import ConfigError, check, non_negative, one_of, positive
+from experiments.config import ConfigError, check, non_negative, positive
 from experiments.progress import Progress
 from experiments.workdir import Workdir
-from tecrl import AgentConfig, check_finite, make_train
+from tecrl import AgentConfig, GymLoop, check_finite, make_train
 from tecrl.pendulum import PENDULUM, PendulumState, pendulum_step
 
 __all__ = ["run", "qe_vs_monte_carlo"]
@@ -35,8 +35,8 @@ class Crash(RuntimeError):
 
 def _validate(config) -> None:
     check(config, {
-        "env": one_of("pendulum_jax"),
-        "num_seeds": positive, "total_steps": positive, "learning_starts": positive,
+        "num_seeds": positive, "num_envs": positive, "total_steps": positive,
+        "learning_starts": positive,
         "eval_every": positive, "eval_episodes": positive, "buffer_size": positive,
         "checkpoint_every": positive, "probe_size": positive, "seed": non_negative,
     })
@@ -48,11 +48,6 @@ def _validate(config) -> None:
     if config.probe_size > config.learning_starts:
         raise ConfigError(f"config.probe_size must be <= config.learning_starts, got "
                           f"{config.probe_size} > {config.learning_starts}")
-
-
-def _probe_targets(trainer, rs, probe, key):
-    """Mean TD targets of the (reward) critic on the fixed probe transitions, per seed."""
-    return jax.vmap(lambda st, pb: trainer.agent.critic_targets(st, pb, key)[0])(rs.agent, probe)
 
 
 def qe_vs_monte_carlo(trainer, agent_state, buffer, key, *, num_states: int, num_rollouts: int,
@@ -113,12 +108,68 @@ def _plot(wd: Workdir, records, algo: str):
     plt.close(fig)
 
 
+def _run_gym(config, wd: Workdir, agent_cfg: AgentConfig, return_state: bool):
+    """The Gymnasium path (MuJoCo v5, ``Pendulum-v1``): one seed per run (launch seeds with
+    ``--config.seed``); resumes the agent, buffer, RNG and counters (episodes restart)."""
+    if config.num_seeds != 1:
+        raise ConfigError(f"config.num_seeds must be 1 for Gymnasium env {config.env!r} (run "
+                          f"seeds as separate jobs with --config.seed), got {config.num_seeds}")
+    if config.eval_every % config.num_envs:
+        raise ConfigError(f"config.eval_every must be a multiple of config.num_envs, got "
+                          f"{config.eval_every} and {config.num_envs}")
+    try:
+        loop = GymLoop(agent_cfg, config.env, num_envs=config.num_envs,
+                       buffer_size=config.buffer_size, learning_starts=config.learning_starts)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"config.env: {e}") from e
+    total_chunks = config.total_steps // config.eval_every
+    ckpt = Checkpointer(wd.path / "checkpoints", save_every=config.checkpoint_every)
+    state, start = ckpt.restore_or(loop.init(jax.random.key(config.seed)))
+    wd.truncate_metrics(start)
+    progress = Progress(total_chunks, name=f"tecrl/{agent_cfg.algo}/{config.env}",
+                        interval_s=30.0, start_step=start)
+    try:
+        for c in range(start, total_chunks):
+            if c == config.fail_at_chunk:
+                raise Crash(f"simulated crash at chunk {c}")
+            t0 = time.perf_counter()
+            state, m = loop.collect_and_train(state, config.eval_every // config.num_envs,
+                                              seed=config.seed + 1000 * c)
+            dt = time.perf_counter() - t0
+            ev = loop.evaluate(state, config.eval_episodes, seed=10_000 + 100 * c)
+            rets = loop.finished_returns[-10:]
+            wd.log_metrics(c + 1, env_steps=int(state.env_steps), eval_return=ev,
+                           eval_return_per_seed=[ev],
+                           train_return=float(np.mean(rets)) if rets else None,
+                           steps_per_s=config.eval_every / dt,
+                           **{k: float(v) for k, v in m.items()})
+            progress.update(c + 1, extra=f"eval {ev:.1f}")
+            ckpt.maybe_save(c + 1, state)
+    finally:
+        loop.close()
+    ckpt.save(total_chunks, state)
+    ckpt.close()
+    records = wd.read_metrics()
+    results = {"algo": agent_cfg.algo, "env": config.env,
+               "final_eval_return_mean": records[-1]["eval_return"],
+               "best_eval_return_mean": max(r["eval_return"] for r in records),
+               "env_steps_per_seed": records[-1]["env_steps"]}
+    wd.write_results(results)
+    return (results, state) if return_state else results
+
+
 @functools.lru_cache(maxsize=8)
 def _trainer(agent_cfg: AgentConfig, buffer_size: int, learning_starts: int, eval_episodes: int):
     """Trainers are cached by their (hashable) settings so repeated runs in one process (the
     claims, the resume test) reuse the compiled functions."""
     return make_train(agent_cfg, buffer_size=buffer_size, learning_starts=learning_starts,
                       eval_episodes=eval_episodes)
+
+
+@functools.lru_cache(maxsize=8)
+def _qe_mc_fn(trainer, num_states: int, num_rollouts: int, horizon: int):
+    return jax.jit(lambda a, b, k: qe_vs_monte_carlo(
+        trainer, a, b, k, num_states=num_states, num_rollouts=num_rollouts, horizon=horizon))
 
 
 def run(config, workdir, *, return_state: bool = False):
@@ -139,6 +190,8 @@ def run(config, workdir, *, return_state: bool = False):
         agent_cfg = AgentConfig.from_mapping(config.agent.to_dict())
     except ValueError as e:
         raise ConfigError(f"config.agent: {e}") from e
+    if config.env != "pendulum_jax":
+        return _run_gym(config, wd, agent_cfg, return_state)
     trainer = _trainer(agent_cfg, config.buffer_size, config.learning_starts,
                        config.eval_episodes)
     chunk = trainer.check_steps(config.eval_every)
@@ -149,7 +202,7 @@ def run(config, workdir, *, return_state: bool = False):
     rs = trainer.warmup(trainer.init(jax.random.split(k_init, config.num_seeds)))
     probe = jax.tree.map(lambda x: x[:, : config.probe_size], rs.buffer.data)
     init = {"run": rs, "probe": probe,
-            "prev_y": _probe_targets(trainer, rs, probe, k_probe)}
+            "prev_y": trainer.probe_targets(rs, probe, k_probe)}
     ckpt = Checkpointer(Path(workdir) / "checkpoints", save_every=config.checkpoint_every)
     state, start = ckpt.restore_or(init)
     wd.truncate_metrics(start)
@@ -162,7 +215,7 @@ def run(config, workdir, *, return_state: bool = False):
         t0 = time.perf_counter()
         rs, m = trainer.train(state["run"], chunk)
         ev = trainer.evaluate(rs, eval_keys[c])
-        y = _probe_targets(trainer, rs, state["probe"], k_probe)
+        y = trainer.probe_targets(rs, state["probe"], k_probe)
         jax.block_until_ready(ev)
         dt = time.perf_counter() - t0
         check_finite(f"tecrl/{agent_cfg.algo} chunk {c}", reward=m["reward_sum"],
@@ -204,9 +257,8 @@ def run(config, workdir, *, return_state: bool = False):
     if agent_cfg.algo == "dsac_e" and config.qe_mc.num_states > 0:
         ag0 = jax.tree.map(lambda x: x[0], state["run"].agent)
         buf0 = jax.tree.map(lambda x: x[0], state["run"].buffer)
-        q_e, mc = jax.jit(lambda a, b, k: qe_vs_monte_carlo(
-            trainer, a, b, k, num_states=config.qe_mc.num_states,
-            num_rollouts=config.qe_mc.num_rollouts, horizon=config.qe_mc.horizon))(ag0, buf0, k_mc)
+        q_e, mc = _qe_mc_fn(trainer, config.qe_mc.num_states, config.qe_mc.num_rollouts,
+                            config.qe_mc.horizon)(ag0, buf0, k_mc)
         q_e, mc = np.asarray(q_e), np.asarray(mc)
         rel = np.abs(q_e - mc) / np.abs(mc)
         results.update(

@@ -38,7 +38,7 @@ def dsac_t():
 
 def test_policy_and_targets_move_every_second_critic_step(dsac_t):
     agent, s0, buf = dsac_t
-    s, _ = jax.jit(agent.update, static_argnums=2)(s0, buf, 2)
+    s, _ = jax.jit(agent.update, static_argnums=2)(s0, buf, 2)  # same compile as below
     assert int(s.critic_steps) == 2 and int(s.actor_steps) == 1
     # one block = critic, critic, actor: replay it by hand with the same keys
     k = s0.key
@@ -56,28 +56,35 @@ def test_policy_and_targets_move_every_second_critic_step(dsac_t):
     assert _close(st.critic_target, _polyak(s0.critic_target, st.critic, 0.5))
     assert _close(st.policy_target, _polyak(s0.policy_target, st.policy, 0.5))
     assert _close(st.policy, s.policy) and _close(st.critic, s.critic)
-    s4, _ = jax.jit(agent.update, static_argnums=2)(s0, buf, 4)
+    update = jax.jit(agent.update, static_argnums=2)
+    s4, _ = update(update(s0, buf, 2)[0], buf, 2)
     assert int(s4.critic_steps) == 4 and int(s4.actor_steps) == 2
 
 
 def test_dsac_t_critic_step_uses_bounded_target_and_std_ema(dsac_t):
     agent, s0, buf = dsac_t
     batch = jax.tree.map(lambda x: x[:8], buf.data)
-    k = jax.random.split(s0.key)[1]
-    y, aux = agent.critic_targets(s0, batch, k)
-    m, s = agent.twin_apply(s0.critic, batch.obs, batch.action)
-    ema = jnp.mean(s, axis=1)  # first step: EMA starts at the batch mean
-    yb = [L.bounded_target(m[i], aux["y_s"], ema[i]) for i in range(2)]
 
-    def loss(p):
-        mm, ss = agent.twin_apply(p, batch.obs, batch.action)
-        return sum(L.dsac_t_critic_loss(mm[i], ss[i], y, yb[i], ema[i]) for i in range(2))
+    @jax.jit
+    def by_hand(s0):
+        k = jax.random.split(s0.key)[1]
+        y, aux = agent.critic_targets(s0, batch, k)
+        m, s = agent.twin_apply(s0.critic, batch.obs, batch.action)
+        ema = jnp.mean(s, axis=1)  # first step: EMA starts at the batch mean
+        yb = [L.bounded_target(m[i], aux["y_s"], ema[i]) for i in range(2)]
 
-    g = jax.grad(loss)(s0.critic)
-    upd, _ = agent.critic_tx.update(g, s0.critic_opt, s0.critic)
-    s1, _ = agent.critic_step(s0, batch)
+        def loss(p):
+            mm, ss = agent.twin_apply(p, batch.obs, batch.action)
+            return sum(L.dsac_t_critic_loss(mm[i], ss[i], y, yb[i], ema[i]) for i in range(2))
+
+        g = jax.grad(loss)(s0.critic)
+        upd, _ = agent.critic_tx.update(g, s0.critic_opt, s0.critic)
+        return ema, jax.tree.map(lambda a, b: a + b, s0.critic, upd)
+
+    ema, critic = by_hand(s0)
+    s1, _ = jax.jit(agent.critic_step)(s0, batch)
     np.testing.assert_allclose(s1.std_ema, ema, rtol=1e-6)
-    assert _close(s1.critic, jax.tree.map(lambda a, b: a + b, s0.critic, upd))
+    assert _close(s1.critic, critic)
 
 
 def test_sac_target_uses_current_policy_and_dsac_e_reward_target_has_no_entropy():

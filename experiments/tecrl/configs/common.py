@@ -20,9 +20,10 @@ GYM_IDS = {"halfcheetah": "HalfCheetah-v5", "hopper": "Hopper-v5", "walker2d": "
 def make(algo: str, variant):
     sac = algo == "sac"
     base = {
-        "env": "pendulum_jax",
+        "env": "pendulum_jax",  # or a Gymnasium id (Pendulum-v1, HalfCheetah-v5, ...)
         "seed": 0,
         "num_seeds": 3,
+        "num_envs": 1,  # Gymnasium path only
         "total_steps": 4000,
         "learning_starts": 1000,
         "buffer_size": 100_000,
@@ -58,6 +59,7 @@ def make(algo: str, variant):
         "qe_mc.num_states": 64, "qe_mc.num_rollouts": 16, "qe_mc.horizon": 500,
     }
     full_common = {
+        "num_seeds": 1,  # Gymnasium path: launch seeds 0, 1, 2 as separate jobs
         "total_steps": 1_000_000, "learning_starts": 10_000, "buffer_size": 1_000_000,
         "eval_every": 5000, "eval_episodes": 10, "checkpoint_every": 20, "probe_size": 1024,
         "agent.hidden": (256, 256, 256), "agent.batch_size": 256,
