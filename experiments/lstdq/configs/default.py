@@ -56,10 +56,10 @@ def get_config(variant=None):
         "standard": {
             "coverage.num_settings": 40,
             "coverage.n": 20000,
-            "coverage.reps": 200,
+            "coverage.reps": 400,
             "rate.log10_n_max": 6.0,
             "rate.num_n": 9,
-            "rate.reps": 100,
+            "rate.reps": 200,
             "unification.num_mdps": 20,
             "cartpole.n": 200000,
             "cartpole.mc_episodes": 20000,
