@@ -11,6 +11,7 @@ of SGD with momentum.
 from muon_ns import theory
 from muon_ns.newton_schulz import (
     NORMALIZATIONS,
+    NS_METHODS,
     NSDiagnostics,
     newton_schulz,
     ns_diagnostics,
@@ -38,6 +39,7 @@ from muon_ns.transform import (
 
 __all__ = [
     "NORMALIZATIONS",
+    "NS_METHODS",
     "OPTAX_COMPAT",
     "SCHEMES",
     "MuonDimensionNumbers",

@@ -31,6 +31,7 @@ from optax.transforms import _masking
 
 from muon_ns.newton_schulz import (
     NORMALIZATIONS,
+    NS_METHODS,
     NSDiagnostics,
     newton_schulz,
     ns_diagnostics,
@@ -62,6 +63,7 @@ OPTAX_COMPAT: dict[str, Any] = {
     "nesterov": True,
     "normalization": "frobenius",
     "eps": 1e-8,
+    "ns_method": "direct",  # optax's operation order; "auto" is faster, equal to ~1e-5
     "update_scaling": "shape",
     "adam_b1": 0.9,
     "adam_b2": 0.999,
@@ -310,6 +312,7 @@ def scale_by_muon(
     normalization: str = "max1_frobenius",
     compute_dtype=None,
     eps: float = 1e-8,
+    ns_method: str = "auto",
     beta: optax.ScalarOrSchedule = 0.95,
     momentum: str = "paper",
     nesterov: bool = False,
@@ -341,6 +344,7 @@ def scale_by_muon(
       normalization: how X_0 is formed (see :func:`muon_ns.newton_schulz`).
       compute_dtype: dtype of the NS iteration (e.g. ``jnp.bfloat16``).
       eps: added to the normalizing norm.
+      ns_method: ``"auto"``, ``"direct"`` or ``"gram"`` (see :func:`muon_ns.newton_schulz`).
       beta: momentum in [0, 1), or a schedule.
       momentum: ``"paper"`` or ``"ema"``.
       nesterov: Nesterov momentum.
@@ -370,6 +374,7 @@ def scale_by_muon(
     _check_choice(fn, "momentum", momentum, MOMENTUMS)
     _check_choice(fn, "update_scaling", update_scaling, UPDATE_SCALINGS)
     _check_choice(fn, "normalization", normalization, NORMALIZATIONS)
+    _check_choice(fn, "ns_method", ns_method, NS_METHODS)
     _check_scalar_or_schedule(fn, "eps", eps, 0.0)
     if update_scaling == "consistent_rms":
         _check_scalar_or_schedule(fn, "rms_scale", rms_scale, 0.0)
@@ -388,7 +393,7 @@ def scale_by_muon(
     if orthogonalizer == "newton_schulz":
         def ortho(s):
             return newton_schulz(s, table, ns_steps, normalization=normalization,
-                                 compute_dtype=compute_dtype, eps=eps)
+                                 compute_dtype=compute_dtype, eps=eps, method=ns_method)
     elif orthogonalizer == "svd":
         ortho = polar_svd
     else:
@@ -479,6 +484,7 @@ def muon(
     normalization: str = "max1_frobenius",
     compute_dtype=None,
     eps: float = 1e-8,
+    ns_method: str = "auto",
     beta: optax.ScalarOrSchedule = 0.95,
     momentum: str = "paper",
     nesterov: bool = False,
@@ -508,8 +514,8 @@ def muon(
 
     Args:
       learning_rate: eta >= 0, or a schedule.
-      orthogonalizer, scheme, ns_steps, normalization, compute_dtype, eps, beta, momentum,
-        nesterov, update_scaling, rms_scale, mu_dtype, diagnostics, batch_same_shape:
+      orthogonalizer, scheme, ns_steps, normalization, compute_dtype, eps, ns_method, beta,
+        momentum, nesterov, update_scaling, rms_scale, mu_dtype, diagnostics, batch_same_shape:
         see :func:`scale_by_muon`.
       weight_decay: decoupled weight decay of Muon leaves (>= 0, or a schedule).
       weight_decay_mask: a tree (or callable) of booleans; None decays every Muon leaf.
@@ -547,7 +553,8 @@ def muon(
     muon_chain = [
         scale_by_muon(
             orthogonalizer=orthogonalizer, scheme=scheme, ns_steps=ns_steps,
-            normalization=normalization, compute_dtype=compute_dtype, eps=eps, beta=beta,
+            normalization=normalization, compute_dtype=compute_dtype, eps=eps,
+            ns_method=ns_method, beta=beta,
             momentum=momentum, nesterov=nesterov, update_scaling=update_scaling,
             rms_scale=rms_scale, weight_dimension_numbers=dims, mu_dtype=mu_dtype,
             diagnostics=diagnostics, batch_same_shape=batch_same_shape,

@@ -82,6 +82,18 @@ def test_ns_per_step_table_and_mixed_degrees():
     np.testing.assert_allclose(_ns(x, table, 3), ns_numpy(x, table), atol=5e-5)
 
 
+@pytest.mark.parametrize("scheme,shape", [("jordan", (16, 64)), ("taylor3", (40, 8)),
+                                          ("polar_express", (2, 12, 40))])
+def test_gram_iteration_equals_direct_iteration(scheme, shape):
+    x = _gauss(shape, seed=9)
+    gram = _ns(x, scheme, 5, method="gram")
+    direct = _ns(x, scheme, 5, method="direct")
+    np.testing.assert_allclose(gram, direct, atol=2e-5)
+    rows = muon_ns.resolve_coeffs(scheme, 5)
+    ref = ns_numpy(x, rows) if x.ndim == 2 else np.stack([ns_numpy(v, rows) for v in x])
+    np.testing.assert_allclose(gram, ref, atol=2e-5)
+
+
 def test_ns_matches_optax_orthogonalizer():
     x = _gauss((32, 48), seed=5)
     coeffs = jnp.asarray((3.4445, -4.7750, 2.0315))
@@ -159,6 +171,8 @@ def test_bad_inputs():
         muon_ns.newton_schulz(jnp.ones((3, 4)), "taylor0", 5)
     with pytest.raises(ValueError, match=r"normalization must be one of .*got 'l2'"):
         muon_ns.newton_schulz(jnp.ones((3, 4)), normalization="l2")
+    with pytest.raises(ValueError, match=r"method must be one of \['auto', 'direct', 'gram'\]"):
+        muon_ns.newton_schulz(jnp.ones((3, 4)), method="fast")
     with pytest.raises(ValueError, match=r"eps must be >= 0, got -1"):
         muon_ns.newton_schulz(jnp.ones((3, 4)), eps=-1)
     with pytest.raises(ValueError, match=r"non-empty matrix axes"):

@@ -46,6 +46,15 @@ def test_optax_compat_equals_optax_contrib_muon(lr):
     chex.assert_trees_all_close(p1, p2, atol=1e-5, rtol=1e-5)
 
 
+def test_gram_method_matches_optax_to_float_tolerance():
+    params = _tree(8)
+    kw = dict(muon_ns.OPTAX_COMPAT, ns_method="auto")
+    ours, _, _ = _run(muon_ns.muon(1e-2, **kw), params, 2)
+    ref, _, _ = _run(optax.contrib.muon(1e-2), params, 2)
+    for a, b in zip(ours, ref, strict=True):
+        chex.assert_trees_all_close(a, b, atol=1e-5, rtol=1e-5)
+
+
 def test_optax_compat_consistent_rms_and_weight_decay():
     params = _tree(1)
     kw = dict(muon_ns.OPTAX_COMPAT, update_scaling="consistent_rms", rms_scale=0.2,
@@ -209,6 +218,8 @@ def test_bad_inputs():
         muon_ns.muon(0.1, scheme="nope")
     with pytest.raises(ValueError, match=r"orthogonalizer must be one of"):
         muon_ns.muon(0.1, orthogonalizer="qr")
+    with pytest.raises(ValueError, match=r"ns_method must be one of"):
+        muon_ns.muon(0.1, ns_method="fastest")
     with pytest.raises(ValueError, match=r"update_scaling must be one of"):
         muon_ns.muon(0.1, update_scaling="spectral")
     with pytest.raises(ValueError, match=r"diagnostics=True needs orthogonalizer='newton_schulz'"):
