@@ -327,7 +327,18 @@ def lstdq(
         "lstdq", features, rewards, discounts, next_features
     )
     ridge = V.check_ridge("lstdq", ridge)
-    return solve(compute_stats(features, rewards, discounts, next_features), ridge=ridge)
+    return solve(_ab_stats(features, rewards, discounts, next_features), ridge=ridge)
+
+
+@jax.jit
+def _ab_stats(features, rewards, discounts, next_features) -> LSTDQStats:
+    """Only ``A`` and ``b`` (``sigma`` left zero): what the one-shot solve needs, one GEMM."""
+    dtype = _float_dtype(features, next_features)
+    f = features.astype(dtype)
+    x = f - discounts.astype(dtype)[:, None] * next_features.astype(dtype)
+    d = f.shape[1]
+    return LSTDQStats(count=jnp.asarray(f.shape[0], jnp.int32),
+                      sigma=jnp.zeros((d, d), dtype), a=f.T @ x, b=f.T @ rewards.astype(dtype))
 
 
 def value(theta: jax.typing.ArrayLike, init_features: jax.typing.ArrayLike) -> jax.Array:
