@@ -98,13 +98,18 @@ def init_stats(dim: int, dtype=None) -> LSTDQStats:
     )
 
 
+def _mm(x, y):
+    """Full-float32 products: no TF32/bf16 passes on accelerators (the sums are estimates)."""
+    return jnp.matmul(x, y, precision=jax.lax.Precision.HIGHEST)
+
+
 def _chunk_sums(features, rewards, discounts, next_features, dtype):
     f = features.astype(dtype)
     x = f - discounts.astype(dtype)[:, None] * next_features.astype(dtype)
     # One (d, n) @ (n, 2d) product gives both d x d sums.
-    both = f.T @ jnp.concatenate([f, x], axis=1)
+    both = _mm(f.T, jnp.concatenate([f, x], axis=1))
     d = f.shape[1]
-    return both[:, :d], both[:, d:], f.T @ rewards.astype(dtype)
+    return both[:, :d], both[:, d:], _mm(f.T, rewards.astype(dtype))
 
 
 @jax.jit
@@ -338,7 +343,8 @@ def _ab_stats(features, rewards, discounts, next_features) -> LSTDQStats:
     x = f - discounts.astype(dtype)[:, None] * next_features.astype(dtype)
     d = f.shape[1]
     return LSTDQStats(count=jnp.asarray(f.shape[0], jnp.int32),
-                      sigma=jnp.zeros((d, d), dtype), a=f.T @ x, b=f.T @ rewards.astype(dtype))
+                      sigma=jnp.zeros((d, d), dtype), a=_mm(f.T, x),
+                      b=_mm(f.T, rewards.astype(dtype)))
 
 
 def value(theta: jax.typing.ArrayLike, init_features: jax.typing.ArrayLike) -> jax.Array:

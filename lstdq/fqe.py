@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lstdq import _validate as V
+from lstdq.estimator import _mm
 
 __all__ = ["FQEResult", "fqe"]
 
@@ -56,13 +57,13 @@ def _fqe_loop(features, rewards, discounts, next_features, theta0, ridge, tol, m
     fn = next_features.astype(dtype)
     g = discounts.astype(dtype)
     r = rewards.astype(dtype)
-    gram = f.T @ f / n + ridge * jnp.eye(d, dtype=dtype)
+    gram = _mm(f.T, f) / n + ridge * jnp.eye(d, dtype=dtype)
     chol = jax.scipy.linalg.cho_factor(gram, lower=True)
 
     def body(carry):
         k, _, pred, _, _ = carry
-        new = jax.scipy.linalg.cho_solve(chol, ((r + g * pred) @ f) / n)
-        new_pred = fn @ new
+        new = jax.scipy.linalg.cho_solve(chol, _mm(r + g * pred, f) / n)
+        new_pred = _mm(fn, new)
         change = jnp.max(jnp.abs(new_pred - pred))
         return k + 1, new, new_pred, change, jnp.max(jnp.abs(new_pred))
 
@@ -70,7 +71,7 @@ def _fqe_loop(features, rewards, discounts, next_features, theta0, ridge, tol, m
         k, _, _, change, scale = carry
         return (k < max_iter) & jnp.isfinite(change) & (change > tol * jnp.maximum(1.0, scale))
 
-    pred0 = fn @ theta0
+    pred0 = _mm(fn, theta0)
     first = body((jnp.asarray(0, jnp.int32), theta0, pred0, jnp.asarray(jnp.inf, dtype),
                   jnp.max(jnp.abs(pred0))))
     k, theta, _, change, scale = jax.lax.while_loop(cond, body, first)
