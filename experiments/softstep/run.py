@@ -230,9 +230,21 @@ def summarize(records: list[dict]) -> dict[str, Any]:
     return out
 
 
-def run_suite(config, workdir: str | Path) -> dict[str, Any]:
-    """Runs (or resumes) every cell; writes ``results.json`` and returns it."""
+def run_suite(config, workdir: str | Path, *, shard: tuple[int, int] | None = None
+              ) -> dict[str, Any]:
+    """Runs (or resumes) every cell; writes ``results.json`` and returns it.
+
+    Args:
+      config: the suite config (see ``configs/default.py``).
+      workdir: the suite's folder; finished cells in ``workdir/cells`` are reused.
+      shard: ``(index, count)`` to train only cells ``i`` with ``i % count == index`` (for
+        parallel workers sharing ``workdir``); then nothing is aggregated and ``{}`` is
+        returned. A final call without ``shard`` collects every cell.
+    """
     validate(config)
+    if shard is not None and not (0 <= shard[0] < shard[1]):
+        raise ValueError(f"run_suite: shard must be (index, count) with 0 <= index < count, "
+                         f"got {shard!r}")
     wd = Workdir(workdir)
     cell_dir = wd.path / "cells"
     cell_dir.mkdir(parents=True, exist_ok=True)
@@ -249,6 +261,8 @@ def run_suite(config, workdir: str | Path) -> dict[str, Any]:
     progress = Progress(len(todo), name="softstep suite", interval_s=0.0)
     records = []
     for i, (name, backbone, head) in enumerate(todo, 1):
+        if shard is not None and (i - 1) % shard[1] != shard[0]:
+            continue
         path = cell_dir / f"{name}__{backbone}__{head}.json"
         if path.exists():
             record = json.loads(path.read_text())
@@ -268,6 +282,8 @@ def run_suite(config, workdir: str | Path) -> dict[str, Any]:
         records.append(record)
         progress.update(i, extra=f"{name}/{backbone}/{head} "
                               f"test_mse={np.mean(record['test_mse']):.3f}")
+    if shard is not None:
+        return {}
     results = {"tier": config.tier, "num_seeds": config.num_seeds,
                "summary": summarize(records), "records": records}
     wd.write_results(results)

@@ -9,6 +9,7 @@ from flax import nnx
 from softstep import SoftStep, SoftStepParams, soft_step
 
 NEG = -np.inf
+jit_step = jax.jit(soft_step, static_argnames=("kind", "clamp_to_row_max"))
 
 
 def params(a, b, t):
@@ -53,9 +54,9 @@ def test_clamp_keeps_the_most_similar_neighbour():
     # Unnormalised row whose maximum (0.5) is below a and b: the clamp keeps it.
     s = jnp.array([[0.1, 0.3, 0.5]])
     for kind in ("s1", "s2"):
-        out = np.asarray(soft_step(s, params(0.8, 0.9, 0.5), kind=kind))
+        out = np.asarray(jit_step(s, params(0.8, 0.9, 0.5), kind=kind))
         assert out[0, 2] == 0.0 and np.all(out[0, :2] < 0)
-        raw = np.asarray(soft_step(s, params(0.8, 0.9, 0.5), kind=kind, clamp_to_row_max=False))
+        raw = np.asarray(jit_step(s, params(0.8, 0.9, 0.5), kind=kind, clamp_to_row_max=False))
         assert np.isneginf(raw[0, 2]) or raw[0, 2] < 0  # without the clamp it is not kept
 
 
@@ -65,7 +66,7 @@ def test_valid_mask_and_row_keeps_one():
     valid = jax.random.bernoulli(jax.random.key(1), 0.3, (50, 30)).at[:, 0].set(True)
     for kind in ("s1", "s2"):
         for a, b in ((0.99, 0.999), (0.0, 1.0), (0.5, 0.5)):
-            out = np.asarray(soft_step(s, params(a, b, 0.1), kind=kind, valid=valid))
+            out = np.asarray(jit_step(s, params(a, b, 0.1), kind=kind, valid=valid))
             assert np.all(np.isneginf(out[~np.asarray(valid)]))
             assert np.all(np.isfinite(out).sum(axis=1) >= 1)
 
@@ -78,7 +79,8 @@ def test_gradients_are_finite_at_edges():
         return jnp.sum(jnp.where(jnp.isfinite(out), out, 0.0))
 
     for kind in ("s1", "s2"):
-        grads = jax.grad(f, argnums=(0, 1, 2, 3))(0.3, 0.7, 0.5, s, kind)
+        grads = jax.jit(jax.grad(f, argnums=(0, 1, 2, 3)), static_argnums=4)(0.3, 0.7, 0.5, s,
+                                                                              kind)
         for g in grads:
             assert np.all(np.isfinite(np.asarray(g)))
 
