@@ -57,7 +57,13 @@ class PendulumState(NamedTuple):
 
 
 def pendulum_obs(state: PendulumState) -> jax.Array:
-    """``(cos theta, sin theta, theta_dot)``."""
+    """``(cos theta, sin theta, theta_dot)``.
+
+    Raises:
+      TypeError: if ``state`` is not a :class:`PendulumState`.
+    """
+    if not isinstance(state, PendulumState):
+        raise TypeError(f"pendulum_obs: state must be a PendulumState, got {type(state).__name__}")
     return jnp.stack([jnp.cos(state.theta), jnp.sin(state.theta), state.theta_dot], axis=-1)
 
 
@@ -88,6 +94,8 @@ def pendulum_step(
     Raises:
       ValueError: if ``action`` does not have shape ``(1,)``.
     """
+    if not isinstance(state, PendulumState):
+        raise TypeError(f"pendulum_step: state must be a PendulumState, got {type(state).__name__}")
     action = jnp.asarray(action, jnp.float32)
     if action.shape != (1,):
         raise ValueError(f"pendulum_step: action must have shape (1,), got {action.shape}")

@@ -7,7 +7,7 @@ import pytest
 
 from tecrl import losses as L
 from tecrl.agent import Agent, AgentConfig
-from tecrl.loop import check_finite, make_train
+from tecrl.loop import OnDeviceTrainer, check_finite, make_train
 from tecrl.replay import Transition, replay_add, replay_init, replay_sample
 
 SMALL = dict(hidden=(8,), batch_size=8, actor_lr=1e-2, critic_lr=1e-2, alpha_lr=1e-2)
@@ -144,5 +144,14 @@ def test_bad_inputs():
         make_train(dict(algo="sac", **SMALL), buffer_size=100, learning_starts=4)
     with pytest.raises(ValueError, match="unknown key"):
         make_train({"algo": "sac", "bogus": 1}, buffer_size=100, learning_starts=10)
+    tr = make_train(dict(algo="sac", **SMALL), buffer_size=100, learning_starts=10)
+    with pytest.raises(TypeError, match="OnDeviceTrainer.init: key must be a jax.random.key"):
+        tr.init(np.zeros((2, 2), np.uint32))
+    with pytest.raises(ValueError, match=r"keys must be a non-empty 1-D array of keys"):
+        tr.init(jax.random.split(jax.random.key(0), (2, 2)))
+    with pytest.raises(ValueError, match="num_steps must be a positive multiple of policy_delay=2"):
+        tr.check_steps(0)
+    with pytest.raises(ValueError, match="the agent must have obs_dim=3, act_dim=1"):
+        OnDeviceTrainer(Agent(AgentConfig(**SMALL), 4, 1), buffer_size=100, learning_starts=10)
     with pytest.raises(FloatingPointError, match="reward has non-finite values"):
         check_finite("env", reward=np.array([1.0, np.nan]))

@@ -33,6 +33,11 @@ def test_bad_envs():
         GymLoop(SMALL, "CartPole-v1", buffer_size=100, learning_starts=10)
     with pytest.raises(ValueError, match=r"learning_starts \(4\) must be >= batch_size \(8\)"):
         GymLoop(SMALL, "Pendulum-v1", buffer_size=100, learning_starts=4)
+    loop = GymLoop(SMALL, "Pendulum-v1", buffer_size=100, learning_starts=10)
+    with pytest.raises(TypeError, match="GymLoop.init: key must be a jax.random.key"):
+        loop.init(0)
+    with pytest.raises(ValueError, match="GymLoop: num_envs must be a positive int, got 0"):
+        GymLoop(SMALL, "Pendulum-v1", num_envs=0, buffer_size=100, learning_starts=10)
     with pytest.raises(ValueError, match="unknown key"):
         GymLoop({"algo": "sac", "lr": 1.0}, "Pendulum-v1", buffer_size=100, learning_starts=10)
 

@@ -105,6 +105,10 @@ def test_pendulum_reset_distribution_and_bad_inputs():
     s, _ = pendulum.pendulum_reset(jax.random.key(0))
     with pytest.raises(ValueError, match=r"action must have shape \(1,\), got \(2,\)"):
         pendulum.pendulum_step(s, jnp.zeros(2))
+    with pytest.raises(TypeError, match="pendulum_obs: state must be a PendulumState, got tuple"):
+        pendulum.pendulum_obs((0.0, 0.0))
+    with pytest.raises(TypeError, match="pendulum_step: state must be a PendulumState"):
+        pendulum.pendulum_step((0.0, 0.0), jnp.zeros(1))
 
 
 def test_squashed_gaussian_log_prob_matches_change_of_variables():
