@@ -42,7 +42,7 @@ from cqc.checks import (
 from cqc.dr import _direct_loss, control_term, cumulative_trapezoid, grid_cdf
 from cqc.isotonic import first_crossing, isotonic_increasing
 from cqc.models import make_model
-from cqc.nuisance import Nuisance, NuisanceValues, cross_fit
+from cqc.nuisance import Nuisance, NuisanceValues, cross_fit, cv_bandwidth
 
 __all__ = [
     "Bands",
@@ -60,11 +60,13 @@ class NotFittedError(ValueError):
 
 
 class Bands(NamedTuple):
-    """Pointwise bootstrap bands: ``estimate``, ``lower``, ``upper`` (same shape)."""
+    """Pointwise bootstrap bands: ``estimate``, ``lower``, ``upper`` (same shape), and the
+    replicates ``samples (n_boot, m)`` when requested."""
 
     estimate: jax.Array
     lower: jax.Array
     upper: jax.Array
+    samples: jax.Array | None = None
 
 
 def make_grid(y, size: int = 128, margin: float = 0.1) -> jax.Array:
@@ -379,7 +381,7 @@ class DirectCQC(_Estimator):
         return self._predict_with(f["state"], y0, x)
 
     def bootstrap(self, y0, x, *, n_boot: int = 100, key: jax.Array,
-                  level: float = 0.9) -> Bands:
+                  level: float = 0.9, return_samples: bool = False) -> Bands:
         """Pointwise bootstrap bands for ``g(y0 | x)`` (Bayesian/multiplier bootstrap).
 
         Each replicate reweights units with ``w_i ~ Exp(1)`` and refits ``theta`` on the
@@ -392,6 +394,7 @@ class DirectCQC(_Estimator):
           n_boot: number of replicates (>= 2).
           key: ``jax.random.key``.
           level: band coverage in (0, 1).
+          return_samples: also return the replicates' predictions.
 
         Returns:
           :class:`Bands` with the full-data estimate and percentile bands.
@@ -414,7 +417,8 @@ class DirectCQC(_Estimator):
         preds = jax.vmap(lambda s: self._predict_with(s, y0, x))(states)
         alpha = (1.0 - level) / 2.0
         lower, upper = jnp.quantile(preds, jnp.array([alpha, 1.0 - alpha]), axis=0)
-        return Bands(self._predict_with(f["state"], y0, x), lower, upper)
+        return Bands(self._predict_with(f["state"], y0, x), lower, upper,
+                     preds if return_samples else None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -467,16 +471,18 @@ class IndirectCQC(_Estimator):
     """Indirect DR estimator: smooth the pseudo-outcome in ``x``, make it monotone, invert.
 
     ``h_hat(y0, y1 | x) = sum_i w_i(x) psi_i(y0, y1)`` with Gaussian kernel weights
-    ``w_i(x) ∝ exp(-|x - X_i|^2 / (2 b^2))`` on standardized covariates (``b`` by Scott's rule
-    ``1.06 n^{-1/(d+4)}`` unless given), evaluated on the outcome grid in ``y1``, projected to
-    be non-decreasing in ``y1`` (:func:`cqc.isotonic_increasing`), and inverted:
+    ``w_i(x) ∝ exp(-|x - X_i|^2 / (2 b^2))`` on standardized covariates (``b`` by
+    leave-one-out error of smoothing the pseudo-outcome terms at the outcome deciles when
+    ``"cv"``, the default; Scott's rule ``1.06 n^{-1/(d+4)}`` when ``None``), evaluated on
+    the outcome grid in ``y1``, projected to be non-decreasing in ``y1``
+    (:func:`cqc.isotonic_increasing`), and inverted:
     ``g_hat(y0 | x) = inf{y1 : h_hat(y0, y1 | x) >= 0}`` (linear interpolation between grid
     points, :func:`cqc.first_crossing`). Because ``psi_i(y0, y1) = T1_i(y1) - T0_i(y0)``,
     the weighted average is computed as two matrix products.
 
     Args:
       nuisance, n_folds, clip, grid_size, min_per_fold: as :class:`DirectCQC`.
-      bandwidth: kernel bandwidth on standardized covariates (None: Scott's rule).
+      bandwidth: kernel bandwidth on standardized covariates, ``"cv"`` or ``None`` (Scott).
       pseudo: ``"dr"`` (doubly robust) or ``"ipw"`` (inverse propensity weighting only,
         normalized per arm; see :class:`IPWCQC`).
 
@@ -487,11 +493,13 @@ class IndirectCQC(_Estimator):
     _name = "IndirectCQC"
 
     def __init__(self, nuisance: Nuisance | None = None, n_folds: int = 2,
-                 clip: tuple[float, float] = (0.05, 0.95), bandwidth: float | None = None,
+                 clip: tuple[float, float] = (0.05, 0.95), bandwidth: float | str | None = "cv",
                  grid_size: int = 128, min_per_fold: int = 10, pseudo: str = "dr"):
         super().__init__(nuisance or Nuisance(), n_folds, clip, grid_size, min_per_fold)
-        if bandwidth is not None and not (np.isfinite(bandwidth) and bandwidth > 0):
-            raise ValueError(f"{self._name}: bandwidth must be None or > 0, got {bandwidth}")
+        if bandwidth not in (None, "cv") and (
+                isinstance(bandwidth, str) or not (np.isfinite(bandwidth) and bandwidth > 0)):
+            raise ValueError(
+                f"{self._name}: bandwidth must be 'cv', None or > 0, got {bandwidth!r}")
         if pseudo not in ("dr", "ipw"):
             raise ValueError(f"{self._name}: pseudo must be 'dr' or 'ipw', got {pseudo!r}")
         self.bandwidth = bandwidth
@@ -513,7 +521,18 @@ class IndirectCQC(_Estimator):
         t1 = aj[:, None] / nv.pi[:, None] * (ind - f1) + f1
         scaler = _Scaler.from_data(x, y, True)
         d = x.shape[1]
-        bw = self.bandwidth if self.bandwidth is not None else 1.06 * x.shape[0] ** (-1 / (d + 4))
+        if self.bandwidth == "cv":
+            # LOO error of smoothing T1_i(t_l) and T0_i(t_l) at the outcome deciles t_l: the
+            # pseudo-outcome is conditionally unbiased for h, so this targets h's error.
+            cols = jnp.searchsorted(nv.grid, jnp.quantile(yj, jnp.linspace(0.1, 0.9, 9)))
+            ind_l = ind[:, cols]
+            t0 = (1 - aj)[:, None] / (1 - nv.pi)[:, None] * (ind_l - f0[:, cols]) + f0[:, cols]
+            bw = cv_bandwidth(scaler.x(x), jnp.concatenate([t1[:, cols], t0], axis=1),
+                              np.ones(x.shape[0]))
+        elif self.bandwidth is None:
+            bw = 1.06 * x.shape[0] ** (-1 / (d + 4))
+        else:
+            bw = self.bandwidth
         if self.pseudo == "ipw":
             s1, s0 = aj / nv.pi, (1 - aj) / (1 - nv.pi)
         else:
@@ -545,7 +564,7 @@ class IPWCQC(IndirectCQC):
     _name = "IPWCQC"
 
     def __init__(self, nuisance: Nuisance | None = None, n_folds: int = 2,
-                 clip: tuple[float, float] = (0.05, 0.95), bandwidth: float | None = None,
+                 clip: tuple[float, float] = (0.05, 0.95), bandwidth: float | str | None = "cv",
                  grid_size: int = 128, min_per_fold: int = 10):
         super().__init__(nuisance, n_folds, clip, bandwidth, grid_size, min_per_fold, "ipw")
 

@@ -52,6 +52,7 @@ __all__ = [
     "OracleCDF",
     "OraclePropensity",
     "cross_fit",
+    "cv_bandwidth",
 ]
 
 
@@ -240,27 +241,68 @@ def _kernel_regress(params: KernelParams, x):
     return out.reshape((n + pad,) + out.shape[2:])[:n]
 
 
-def _kernel_fit(x, target, mask, bandwidth):
+CV_BANDWIDTHS = tuple(float(h) for h in np.geomspace(0.02, 2.0, 15))
+_CV_MAX_UNITS = 1500
+
+
+@jax.jit
+def _loo_errors(z, targets, candidates):
+    """Leave-one-out squared error of Nadaraya-Watson for each candidate bandwidth."""
+    d2 = jnp.sum((z[:, None, :] - z[None, :, :]) ** 2, axis=-1)
+    eye = jnp.eye(z.shape[0], dtype=bool)
+
+    def err(h):
+        w = jax.nn.softmax(jnp.where(eye, -jnp.inf, -0.5 * d2 / h**2), axis=1)
+        return jnp.mean((targets - w @ targets) ** 2)
+
+    return jax.vmap(err)(candidates)
+
+
+def cv_bandwidth(z, targets, mask) -> float:
+    """Bandwidth (standardized units) minimizing the leave-one-out squared error of
+    Nadaraya-Watson regression of ``targets (n, T)`` on ``z`` over the masked units, from the
+    geometric grid :data:`CV_BANDWIDTHS` (a fixed random subset of at most 1,500 units is
+    used)."""
+    idx = np.nonzero(np.asarray(mask) > 0)[0]
+    if idx.size > _CV_MAX_UNITS:
+        idx = np.sort(np.random.default_rng(0).choice(idx, _CV_MAX_UNITS, replace=False))
+    errs = np.asarray(_loo_errors(jnp.asarray(z)[idx], jnp.asarray(targets)[idx],
+                                  jnp.asarray(CV_BANDWIDTHS, jnp.float32)))
+    return CV_BANDWIDTHS[int(np.argmin(errs))]
+
+
+def _kernel_fit(x, target, mask, bandwidth, cv_targets=None):
     mean, std = _standardize_stats(x)
-    n_eff = jnp.maximum(jnp.sum(mask), 1.0)
-    h = _scott(n_eff, x.shape[1]) if bandwidth is None else jnp.asarray(bandwidth, jnp.float32)
-    return KernelParams(mean, std, (x - mean) / std, target, mask, h)
+    z = (x - mean) / std
+    if bandwidth == "cv":
+        h = jnp.asarray(cv_bandwidth(z, target[:, None] if cv_targets is None else cv_targets,
+                                     mask), jnp.float32)
+    elif bandwidth is None:
+        h = _scott(jnp.maximum(jnp.sum(mask), 1.0), x.shape[1])
+    else:
+        h = jnp.asarray(bandwidth, jnp.float32)
+    return KernelParams(mean, std, z, target, mask, h)
 
 
 def _check_bandwidth(where, bandwidth):
-    if bandwidth is not None and not (np.isfinite(bandwidth) and bandwidth > 0):
-        raise ValueError(f"{where}: bandwidth must be None or a finite number > 0, got {bandwidth}")
+    if bandwidth == "cv" or bandwidth is None:
+        return
+    if isinstance(bandwidth, str) or not (np.isfinite(bandwidth) and bandwidth > 0):
+        raise ValueError(
+            f"{where}: bandwidth must be 'cv', None or a finite number > 0, got {bandwidth!r}"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
 class KernelPropensity:
     """Nadaraya-Watson regression of ``A`` on standardized ``X`` with a Gaussian kernel.
 
-    ``pi(x) = sum_j K_h(x - X_j) A_j / sum_j K_h(x - X_j)``; ``bandwidth=None`` uses Scott's
-    rule ``h = 1.06 n^{-1/(d+4)}`` on standardized covariates.
+    ``pi(x) = sum_j K_h(x - X_j) A_j / sum_j K_h(x - X_j)`` on standardized covariates;
+    ``bandwidth="cv"`` (default) picks ``h`` by leave-one-out squared error
+    (:func:`cv_bandwidth`), ``None`` uses Scott's rule ``h = 1.06 n^{-1/(d+4)}``.
     """
 
-    bandwidth: float | None = None
+    bandwidth: float | str | None = "cv"
 
     def fit(self, x, a, key=None):
         _check_bandwidth("KernelPropensity", self.bandwidth)
@@ -308,16 +350,24 @@ class KernelCDF:
     """Nadaraya-Watson estimate ``F_a(t|x) = sum_j w_j(x) 1{Y_j <= t}`` over arm-``a`` units.
 
     Weights ``w_j(x) ∝ exp(-|x - X_j|^2 / (2 h^2))`` on standardized covariates;
-    ``bandwidth=None`` uses Scott's rule with the arm's size.
+    ``bandwidth="cv"`` (default) picks ``h`` by leave-one-out Brier score of the indicators
+    ``1{Y <= q_l}`` at the arm's outcome deciles (:func:`cv_bandwidth`); ``None`` uses
+    Scott's rule with the arm's size.
     """
 
-    bandwidth: float | None = None
+    bandwidth: float | str | None = "cv"
 
     def fit(self, x, y, mask, arm, key=None):
         _check_bandwidth("KernelCDF", self.bandwidth)
         x = jnp.asarray(x, jnp.float32)
-        return _kernel_fit(x, jnp.asarray(y, jnp.float32), jnp.asarray(mask, jnp.float32),
-                           self.bandwidth)
+        y = jnp.asarray(y, jnp.float32)
+        mask = jnp.asarray(mask, jnp.float32)
+        cv_targets = None
+        if self.bandwidth == "cv":
+            ym = np.asarray(y)[np.asarray(mask) > 0]
+            q = np.quantile(ym, np.linspace(0.1, 0.9, 9)) if ym.size else np.zeros(9)
+            cv_targets = (y[:, None] <= jnp.asarray(q, jnp.float32)[None, :]).astype(jnp.float32)
+        return _kernel_fit(x, y, mask, self.bandwidth, cv_targets)
 
     def cdf(self, params, grid, x):
         ind = (params.target[:, None] <= jnp.asarray(grid)[None, :]).astype(jnp.float32)

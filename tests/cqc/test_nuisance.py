@@ -130,7 +130,7 @@ def test_nuisance_models_bad_input():
         cqc.LogisticPropensity().fit(x, a + 1)
     with pytest.raises(ValueError, match="mismatched lengths"):
         cqc.KernelPropensity().fit(x, a[:-1])
-    with pytest.raises(ValueError, match="bandwidth must be None or a finite number > 0"):
+    with pytest.raises(ValueError, match="bandwidth must be 'cv', None or a finite number > 0"):
         cqc.KernelCDF(bandwidth=-1.0).fit(x, y, a, 1)
     with pytest.raises(TypeError, match="NeuralCDF.fit: key must be a jax.random.key"):
         cqc.NeuralCDF().fit(x, y, a, 1, key=3)
@@ -138,3 +138,16 @@ def test_nuisance_models_bad_input():
         cqc.MLPPropensity().fit(x, a, key=None)
     with pytest.raises(ValueError, match="ConstantPropensity.fit: a must contain only 0 and 1"):
         cqc.ConstantPropensity().fit(x, a - 1)
+
+
+def test_cv_bandwidth_adapts_to_nuisance_complexity():
+    smooth = cqc.simulate(4, 1500, jax.random.key(0), gamma=0.5)
+    wiggly = cqc.simulate(4, 1500, jax.random.key(0), gamma=8.0)
+    h = {}
+    for name, sim in (("smooth", smooth), ("wiggly", wiggly)):
+        params = cqc.KernelPropensity().fit(sim.x, sim.a)
+        h[name] = float(params.bandwidth)
+        h_cdf = float(cqc.KernelCDF().fit(sim.x, sim.y, sim.a, 1).bandwidth)
+        assert np.min(np.abs(np.asarray(cqc.nuisance.CV_BANDWIDTHS) - h_cdf)) < 1e-5
+    # period of sin(8 pi x) is 0.25 (0.43 standardized units): the bandwidth must shrink
+    assert h["wiggly"] < 0.1 < h["smooth"]
