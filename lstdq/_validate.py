@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -38,19 +39,28 @@ def check_ndim(fn: str, name: str, x: Any, ndim: int) -> None:
         raise ValueError(f"{fn}: {name} must be {ndim}-D, got shape {tuple(x.shape)}")
 
 
+def _xp(x: Any):
+    """``jax.numpy`` for device arrays (reduce on the device, fetch one scalar), else NumPy."""
+    return jnp if isinstance(x, jax.Array) else np
+
+
 def check_finite(fn: str, name: str, x: Any) -> None:
-    if is_concrete(x) and x.size and not bool(np.all(np.isfinite(np.asarray(x)))):
-        bad = int(np.size(x) - np.count_nonzero(np.isfinite(np.asarray(x))))
+    if not is_concrete(x) or not x.size:
+        return
+    xp = _xp(x)
+    finite = xp.isfinite(x)
+    if not bool(xp.all(finite)):
+        bad = int(x.size - int(xp.count_nonzero(finite)))
         raise ValueError(f"{fn}: {name} contains {bad} non-finite value(s) (NaN or inf)")
 
 
 def check_range(fn: str, name: str, x: Any, lo: float, hi: float) -> None:
     if is_concrete(x) and x.size:
-        arr = np.asarray(x)
-        if arr.min() < lo or arr.max() > hi:
+        xp = _xp(x)
+        xmin, xmax = float(xp.min(x)), float(xp.max(x))
+        if xmin < lo or xmax > hi:
             raise ValueError(
-                f"{fn}: {name} must lie in [{lo}, {hi}], got values in "
-                f"[{float(arr.min()):.6g}, {float(arr.max()):.6g}]"
+                f"{fn}: {name} must lie in [{lo}, {hi}], got values in [{xmin:.6g}, {xmax:.6g}]"
             )
 
 

@@ -76,8 +76,7 @@ def _errors_fn(chunk: int):
     return errors
 
 
-def _errors(key, tables, x0, j_true, n: int, reps: int, cache: dict, chunk: int = 100
-            ) -> np.ndarray:
+def _errors(key, tables, x0, j_true, n: int, reps: int, chunk: int = 100) -> np.ndarray:
     if n % chunk:
         raise ValueError(f"lstdq experiments: n={n} must be a multiple of the chunk {chunk}")
     fn = _errors_fn(chunk)  # one compilation per (chunk, table shapes) in this process
@@ -121,7 +120,6 @@ def run_coverage(config, workdir) -> dict[str, Any]:
     cfg = config.coverage
     wd = Workdir(workdir)
     done = _done_steps(wd)
-    cache: dict = {}
     progress = Progress(cfg.num_settings, name="lstdq/coverage", interval_s=10.0,
                         start_step=len(done))
     rows = []
@@ -134,7 +132,7 @@ def run_coverage(config, workdir) -> dict[str, Any]:
         tables = L.sampler_tables(mdp, pi, mu, phi, cfg.gamma)
         x0 = L.init_features(mdp, pi, phi)
         j = L.policy_value(mdp, pi, cfg.gamma)
-        err = _errors(jax.random.key(1000 + i), tables, x0, j, cfg.n, cfg.reps, cache)
+        err = _errors(jax.random.key(1000 + i), tables, x0, j, cfg.n, cfg.reps)
         ok = np.isfinite(err)
         row = {
             "step": i, "family": family, "level": level, "J": j,
@@ -215,7 +213,6 @@ def run_rate(config, workdir) -> dict[str, Any]:
     j = L.policy_value(mdp, pi, cfg.gamma)
     grid = np.logspace(cfg.log10_n_min, cfg.log10_n_max, cfg.num_n)
     ns = np.unique(np.maximum(np.round(grid / 100), 1).astype(int) * 100)  # multiples of 100
-    cache: dict = {}
     progress = Progress(len(ns), name="lstdq/rate", interval_s=10.0, start_step=len(done))
     med, rmse = [], []
     for i, n in enumerate(ns):
@@ -223,7 +220,7 @@ def run_rate(config, workdir) -> dict[str, Any]:
             med.append(done[i]["median_abs_err"])
             rmse.append(done[i]["rmse"])
             continue
-        err = _errors(jax.random.key(2000 + i), tables, x0, j, int(n), cfg.reps, cache)
+        err = _errors(jax.random.key(2000 + i), tables, x0, j, int(n), cfg.reps)
         err = err[np.isfinite(err)]
         med.append(float(np.median(np.abs(err))))
         rmse.append(float(np.sqrt(np.mean(err**2))))
