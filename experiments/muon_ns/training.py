@@ -91,7 +91,7 @@ def digits_task(config) -> _Task:
     dc = config.digits
     (xtr, ytr), (xva, yva) = digits_data(config.seed)
     xtr, ytr, xva, yva = map(jnp.asarray, (xtr, ytr, xva, yva))
-    model = MLP(dc.hidden, rngs=nnx.Rngs(config.seed))
+    model = nnx.jit(lambda: MLP(dc.hidden, rngs=nnx.Rngs(config.seed)))()  # one compile
 
     def batch(key):
         idx = jax.random.randint(key, (dc.batch_size,), 0, xtr.shape[0])
@@ -109,7 +109,8 @@ def lm_task(config) -> _Task:
     tr, va, info = stdlib_bytes(lc.max_train_bytes)
     tr, va = jnp.asarray(tr, jnp.int32), jnp.asarray(va, jnp.int32)
     t = lc.seq_len
-    model = ByteLM(lc.d_model, lc.num_layers, lc.num_heads, t, rngs=nnx.Rngs(config.seed))
+    model = nnx.jit(lambda: ByteLM(lc.d_model, lc.num_layers, lc.num_heads, t,
+                                   rngs=nnx.Rngs(config.seed)))()
 
     def windows(data, starts):
         idx = starts[:, None] + jnp.arange(t + 1)[None, :]
