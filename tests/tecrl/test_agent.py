@@ -41,17 +41,22 @@ def test_policy_and_targets_move_every_second_critic_step(dsac_t):
     s, _ = jax.jit(agent.update, static_argnums=2)(s0, buf, 2)  # same compile as below
     assert int(s.critic_steps) == 2 and int(s.actor_steps) == 1
     # one block = critic, critic, actor: replay it by hand with the same keys
-    k = s0.key
-    st = s0
-    critic_step, actor_step = jax.jit(agent.critic_step), jax.jit(agent.actor_step)
-    for _ in range(2):
-        k, kb = jax.random.split(k)
-        batch = replay_sample(buf, kb, 8)
-        st, _ = critic_step(st._replace(key=k), batch)
-        k = st.key
-        assert _close(st.policy, s0.policy) and _close(st.critic_target, s0.critic_target)
-    assert not _close(st.critic, s0.critic)
-    st, _ = actor_step(st, batch)
+    @jax.jit
+    def by_hand(s0):
+        k, st, mids = s0.key, s0, []
+        for _ in range(2):
+            k, kb = jax.random.split(k)
+            batch = replay_sample(buf, kb, 8)
+            st, _ = agent.critic_step(st._replace(key=k), batch)
+            k = st.key
+            mids.append(st)
+        return mids, agent.actor_step(st, batch)[0]
+
+    mids, st = by_hand(s0)
+    for mid in mids:  # critic steps leave the policy and all targets alone
+        assert _close(mid.policy, s0.policy) and _close(mid.critic_target, s0.critic_target)
+        assert _close(mid.policy_target, s0.policy_target)
+    assert not _close(mids[-1].critic, s0.critic)
     assert not _close(st.policy, s0.policy)
     assert _close(st.critic_target, _polyak(s0.critic_target, st.critic, 0.5))
     assert _close(st.policy_target, _polyak(s0.policy_target, st.policy, 0.5))
@@ -113,7 +118,7 @@ def test_dsac_e_alpha_is_dual_variable_of_trajectory_budget():
     assert e.entropy_budget == pytest.approx(2.0 * -1.0 / 0.1)
     s = e.init(jax.random.key(0))
     buf = _buffer()
-    s1, m = e.actor_step(s, jax.tree.map(lambda x: x[:8], buf.data))
+    s1, m = jax.jit(e.actor_step)(s, jax.tree.map(lambda x: x[:8], buf.data))
     # an untrained policy's trajectory entropy is far above the (negative) budget: alpha drops
     assert float(m["trajectory_entropy"]) > e.entropy_budget
     assert float(s1.log_alpha) < float(s.log_alpha)

@@ -9,9 +9,8 @@ from experiments.tecrl import train
 
 CFG = "experiments/tecrl/configs/dsac_e.py"
 TINY = {"num_seeds": 2, "total_steps": 64 + 3 * 16, "learning_starts": 64, "eval_every": 16,
-        "buffer_size": 200, "eval_episodes": 1, "probe_size": 16, "qe_mc.num_states": 4,
-        "qe_mc.num_rollouts": 2, "qe_mc.horizon": 8, "agent.hidden": (8,),
-        "agent.batch_size": 16}
+        "buffer_size": 200, "eval_episodes": 1, "probe_size": 16, "qe_mc.num_states": 0,
+        "agent.hidden": (8,), "agent.batch_size": 16}
 
 
 def test_resume_is_bit_identical(tmp_path):
@@ -28,11 +27,10 @@ def test_resume_is_bit_identical(tmp_path):
             x, y = jax.random.key_data(x), jax.random.key_data(y)
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     assert res_a["final_eval_return_per_seed"] == res_b["final_eval_return_per_seed"]
-    assert res_a["qe_mc_median_rel_error"] == res_b["qe_mc_median_rel_error"]
     assert int(state_b["run"].env_steps[0]) == TINY["total_steps"]
     lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 3  # truncated on resume, no duplicated chunks
-    for f in ("results.json", "learning_curves.png", "report.md", "qe_mc.json"):
+    for f in ("results.json", "learning_curves.png", "report.md"):
         assert (tmp_path / "b" / f).exists()
 
 
