@@ -227,7 +227,8 @@ def init_cache(config: LlamaConfig, batch_size: int, length: int) -> KVCache:
 def forward(model: Llama, tokens: jax.Array, *, positions: jax.Array | None = None,
             attention_mask: jax.Array | None = None, cache: KVCache | None = None,
             cache_index: jax.Array | int | None = None, kv_mask: jax.Array | None = None,
-            gates: jax.Array | None = None) -> tuple[jax.Array, KVCache | None, jax.Array]:
+            gates: jax.Array | None = None, last_only: bool = False
+            ) -> tuple[jax.Array, KVCache | None, jax.Array]:
     """One forward pass: ``(logits [B,S,V] fp32, updated cache or None, hidden [B,S,d])``.
 
     Without a cache, attention is causal over the ``S`` given tokens, restricted to
@@ -236,7 +237,8 @@ def forward(model: Llama, tokens: jax.Array, *, positions: jax.Array | None = No
     earlier slot where ``kv_mask`` ``[B, T]`` is True (plus themselves, causally).
 
     Attention per head group: ``softmax(q kᵀ / sqrt(d_h) + mask) v``, with query head ``h``
-    reading key/value head ``h // (H / H_kv)``.
+    reading key/value head ``h // (H / H_kv)``. ``last_only=True`` computes the logits of the
+    last position only (``[B, 1, V]``; a prefill needs nothing else).
 
     Raises:
       ValueError: on wrong ranks/shapes or a missing ``cache_index``/``kv_mask`` with a cache.
@@ -282,12 +284,12 @@ def forward(model: Llama, tokens: jax.Array, *, positions: jax.Array | None = No
         kv_mask = jnp.asarray(kv_mask, bool)
     graphdef, state = nnx.split(model)
     return _forward_jit(graphdef, state, tokens, positions, attention_mask, cache, cache_index,
-                        kv_mask, gates)
+                        kv_mask, gates, last_only=bool(last_only))
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef",))
+@functools.partial(jax.jit, static_argnames=("graphdef", "last_only"))
 def _forward_jit(graphdef, state, tokens, positions, attention_mask, cache, index, kv_mask,
-                 gates):
+                 gates, *, last_only=False):
     model = nnx.merge(graphdef, state)
     c = model.config
     B, S = tokens.shape
@@ -341,6 +343,8 @@ def _forward_jit(graphdef, state, tokens, positions, attention_mask, cache, inde
     (h, ck, cv), _ = jax.lax.scan(
         layer, (h, ck0, cv0), (layer_params, gates, jnp.arange(c.n_layers)))
     h = _rms_norm(h, model.final_norm[...], c.norm_eps)
+    if last_only:
+        h = h[:, -1:]
     head = model.embed[...].T if model.lm_head is None else model.lm_head[...]
     logits = jnp.einsum("bsd,dv->bsv", h, head.astype(cd), preferred_element_type=jnp.float32)
     new_cache = None if cache is None else KVCache(ck, cv)

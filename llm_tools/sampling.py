@@ -145,7 +145,7 @@ def _generate_jit(graphdef, state, tokens, pad, keys, max_new, temperature, top_
     kv_mask = slots[None, :] >= pad[:, None]
     positions = jnp.maximum(jnp.arange(P)[None, :] - pad[:, None], 0)
     logits, cache, _ = forward(model, tokens, positions=positions, cache=cache, cache_index=0,
-                               kv_mask=kv_mask)
+                               kv_mask=kv_mask, last_only=True)
     sample = functools.partial(sample_logits, use_top_p=use_top_p, use_top_k=use_top_k)
 
     def pick(logits, i):
