@@ -65,7 +65,9 @@ def test_direct_bootstrap_bands():
 
 
 def test_indirect_ipw_and_separate_with_exact_nuisances():
-    sim = cqc.simulate(1, 3000, jax.random.key(3), gamma=1.0)
+    # gamma = 0: h(y0, y1 | x) = Phi(y1 / 2) - Phi(y0) does not depend on x, so a wide kernel
+    # leaves only sampling noise; x still confounds nothing, but pi and the CDFs are exact.
+    sim = cqc.simulate(1, 3000, jax.random.key(3), gamma=0.0)
     y0, x, truth = _eval_points(sim.g_true)
     np.testing.assert_allclose(truth, 2 * y0, atol=1e-5)
     oracle = _oracle(sim.g_true)
@@ -74,10 +76,12 @@ def test_indirect_ipw_and_separate_with_exact_nuisances():
     # exact CDFs: only the grid interpolation of the inverse remains
     np.testing.assert_allclose(np.asarray(sep.predict(y0, x)), truth, atol=0.05)
     nv = cqc.cross_fit(sim.x, sim.a, sim.y, nuisance=oracle, grid=cqc.make_grid(sim.y), key=key)
-    ind = cqc.IndirectCQC(oracle).fit(sim.x, sim.a, sim.y, key=key, nuisances=nv)
-    assert np.mean((np.asarray(ind.predict(y0, x)) - truth) ** 2) < 0.1
-    ipw = cqc.IPWCQC(oracle).fit(sim.x, sim.a, sim.y, key=key, nuisances=nv)
-    assert np.mean((np.asarray(ipw.predict(y0, x)) - truth) ** 2) < 0.5
+    ind = cqc.IndirectCQC(oracle, bandwidth=3.0).fit(sim.x, sim.a, sim.y, key=key, nuisances=nv)
+    assert np.mean((np.asarray(ind.predict(y0, x)) - truth) ** 2) < 0.02
+    ipw = cqc.IPWCQC(oracle, bandwidth=3.0).fit(sim.x, sim.a, sim.y, key=key, nuisances=nv)
+    assert np.mean((np.asarray(ipw.predict(y0, x)) - truth) ** 2) < 0.05
+    cv = cqc.IndirectCQC(oracle).fit(sim.x, sim.a, sim.y, key=key, nuisances=nv)
+    assert float(cv.fitted_["data"].bandwidth) >= 0.5  # CV sees no x-dependence: smooth wide
 
 
 @pytest.mark.slow
