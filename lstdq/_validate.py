@@ -48,16 +48,19 @@ def check_finite(fn: str, name: str, x: Any) -> None:
     if not is_concrete(x) or not x.size:
         return
     xp = _xp(x)
-    finite = xp.isfinite(x)
-    if not bool(xp.all(finite)):
-        bad = int(x.size - int(xp.count_nonzero(finite)))
+    with jax.ensure_compile_time_eval():  # concrete inputs stay concrete inside a trace
+        finite = xp.isfinite(x)
+        ok = bool(xp.all(finite))
+        bad = 0 if ok else int(x.size - int(xp.count_nonzero(finite)))
+    if not ok:
         raise ValueError(f"{fn}: {name} contains {bad} non-finite value(s) (NaN or inf)")
 
 
 def check_range(fn: str, name: str, x: Any, lo: float, hi: float) -> None:
     if is_concrete(x) and x.size:
         xp = _xp(x)
-        xmin, xmax = float(xp.min(x)), float(xp.max(x))
+        with jax.ensure_compile_time_eval():
+            xmin, xmax = float(xp.min(x)), float(xp.max(x))
         if xmin < lo or xmax > hi:
             raise ValueError(
                 f"{fn}: {name} must lie in [{lo}, {hi}], got values in [{xmin:.6g}, {xmax:.6g}]"
