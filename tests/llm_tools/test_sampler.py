@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from llm_tools import ByteTokenizer, JaxSampler, Llama, LlamaConfig, Sampler, forward
+from llm_tools import ByteTokenizer, JaxSampler, Llama, Sampler, forward, tiny_config
 
-CFG = LlamaConfig(vocab_size=259, dim=32, n_layers=2, n_heads=4, n_kv_heads=2, hidden_dim=48,
-                  max_seq_len=64)
+CFG = tiny_config(max_seq_len=64)
 
 
 @pytest.fixture(scope="module")
