@@ -70,8 +70,8 @@ class LSTDQStats(NamedTuple):
 
 
 def _float_dtype(*arrays) -> jnp.dtype:
-    dt = jnp.result_type(*[a.dtype for a in arrays])
-    return dt if jnp.issubdtype(dt, jnp.floating) else jnp.result_type(float)
+    dt = np.result_type(*[a.dtype for a in arrays], np.float32)  # ints -> float
+    return jax.dtypes.canonicalize_dtype(dt)  # float64 -> float32 unless x64 is on
 
 
 def init_stats(dim: int, dtype=None) -> LSTDQStats:

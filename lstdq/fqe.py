@@ -123,7 +123,8 @@ def fqe(
     if not (isinstance(tol, int | float) and tol >= 0):
         raise ValueError(f"fqe: tol must be a float >= 0, got {tol!r}")
     d = features.shape[1]
-    dtype = jnp.result_type(features.dtype, next_features.dtype, float)
+    dtype = jax.dtypes.canonicalize_dtype(
+        np.result_type(features.dtype, next_features.dtype, np.float32))
     if theta0 is None:
         theta0 = jnp.zeros((d,), dtype)
     else:
