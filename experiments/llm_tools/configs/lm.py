@@ -30,7 +30,7 @@ def get_config(variant=None):
     }
     tiers = {
         "quick": {},
-        "standard": {"steps": 1500, "eval_every": 100, "checkpoint_every": 250,
+        "standard": {"steps": 600, "eval_every": 100, "checkpoint_every": 200,
                      "model.dim": 128, "model.n_layers": 4},
         "full": {"steps": 20000, "batch_size": 64, "seq_len": 256, "eval_every": 500,
                  "checkpoint_every": 1000, "model.dim": 512, "model.n_layers": 8,
