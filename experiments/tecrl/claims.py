@@ -12,6 +12,11 @@ its checkpoint. Criteria are fixed here, before running:
 3. ``stable_targets``: the relative drift of the reward critic's TD targets on a fixed probe
    batch between evaluations, averaged over the second half of training, is smaller for
    DSAC-E than for SAC (whose soft targets carry ``-alpha log pi``).
+4. ``mujoco_learning_curves`` (full tier only, GPU): HalfCheetah-v5 and Hopper-v5, 3 seeds per
+   agent through the Gymnasium loop; held if DSAC-E's mean final return >= SAC's on both.
+
+Claims 1-3 use ``pendulum_quick`` at the quick tier and ``pendulum_standard`` at the
+standard and full tiers.
 """
 
 from __future__ import annotations
@@ -32,9 +37,16 @@ CONFIGS = Path(__file__).parent / "configs"
 ALGOS = ("sac", "dsac_t", "dsac_e")
 
 
-def _run(algo: str, tier: str, workdir: Path) -> tuple[dict, Path]:
-    config = load_config(CONFIGS / f"{algo}.py", tier)
-    rdir = Path(workdir).parent / "runs" / algo
+# Claims 1-3 are Pendulum claims: the full tier judges them at the standard scale.
+PENDULUM_VARIANT = {"quick": "pendulum_quick", "standard": "pendulum_standard",
+                    "full": "pendulum_standard"}
+
+
+def _run(algo: str, tier: str, workdir: Path, variant: str | None = None,
+         overrides: dict | None = None, name: str | None = None) -> tuple[dict, Path]:
+    config = load_config(CONFIGS / f"{algo}.py", variant or PENDULUM_VARIANT[tier],
+                         overrides or {})
+    rdir = Path(workdir).parent / "runs" / (name or algo)
     wd = Workdir(rdir)
     cfg_json = json.loads(config.to_json_best_effort())
     done = rdir / "results.json"
@@ -122,6 +134,25 @@ def stable_targets(tier: str, workdir: Path) -> ClaimResult:
     return ClaimResult(numbers=numbers, held=bool(d_e < d_sac), summary=summary, plots=[plot])
 
 
+def mujoco_learning_curves(tier: str, workdir: Path) -> ClaimResult:
+    """Full tier only (GPU, hours): HalfCheetah-v5 and Hopper-v5, 3 agents x 3 seeds."""
+    if tier != "full":
+        return ClaimResult(numbers={"tier": tier}, held=None,
+                           summary="Runs only at the full tier (MuJoCo, 1M steps per run).")
+    finals: dict[str, dict[str, list[float]]] = {}
+    for task in ("halfcheetah", "hopper"):
+        for algo in ALGOS:
+            finals.setdefault(task, {})[algo] = [
+                _run(algo, tier, workdir, f"{task}_full", {"seed": seed},
+                     f"{task}_{algo}_seed{seed}")[0]["final_eval_return_mean"]
+                for seed in range(3)]
+    numbers = {f"{t}_{a}_final_mean": float(np.mean(v)) for t, d in finals.items()
+               for a, v in d.items()}
+    held = all(np.mean(d["dsac_e"]) >= np.mean(d["sac"]) for d in finals.values())
+    return ClaimResult(numbers=numbers, held=bool(held),
+                       summary="Final returns (mean of 3 seeds); held if DSAC-E >= SAC on both.")
+
+
 CLAIMS = [
     Claim(package="tecrl", name="pendulum_returns", paper=PAPER,
           statement="SAC, DSAC-T and DSAC-E all solve Pendulum-v1 (mean return >= -250, "
@@ -132,4 +163,7 @@ CLAIMS = [
     Claim(package="tecrl", name="stable_targets", paper=PAPER,
           statement="Separating entropy from reward makes Q targets more stationary than "
                     "SAC's soft targets.", run=stable_targets),
+    Claim(package="tecrl", name="mujoco_learning_curves", paper=PAPER,
+          statement="DSAC-E reaches higher returns than SAC on HalfCheetah-v5 and Hopper-v5 "
+                    "(full tier, GPU).", run=mujoco_learning_curves),
 ]
