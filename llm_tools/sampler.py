@@ -207,6 +207,10 @@ class JaxSampler:
                  stop=(), n=1, key):
         """``n`` completions per prompt; row ``(i, j)`` uses ``split(key, len·n)[i·n + j]``.
 
+        The tokenizer's stop ids (EOS, ``<|im_end|>``) end a row inside the jitted loop; stop
+        *strings* are applied to the decoded text afterwards (the text and tokens are cut at
+        the first occurrence), so they cost the full ``max_new_tokens`` of compute.
+
         Raises:
           ValueError: empty prompt list or prompt, bad sampling arguments, or a prompt plus
             ``max_new_tokens`` longer than the model's context.
