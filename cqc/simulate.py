@@ -70,6 +70,7 @@ class Design:
             return x @ jnp.asarray(self.beta, jnp.float32)
         return x[:, 0]
 
+    @functools.partial(jax.jit, static_argnums=0)
     def propensity(self, x) -> jax.Array:
         """``pi(x) = 0.4 sin(gamma pi s(x)) + 0.5``."""
         return 0.4 * jnp.sin(self.gamma * jnp.pi * self.index(x)) + 0.5
@@ -112,6 +113,7 @@ class Design:
         return jax.random.normal(key, shape)
 
     # -- exact nuisances ---------------------------------------------------------------
+    @functools.partial(jax.jit, static_argnums=(0, 1))
     def cdf(self, arm: int, t, x) -> jax.Array:
         """``F_arm(t | x)``; ``t`` has shape ``(n,)`` or ``(n, k)`` for ``x`` of ``n`` rows."""
         mu, sigma = self.location_scale(arm, x)
@@ -120,6 +122,7 @@ class Design:
             mu, sigma = mu[:, None], sigma[:, None]
         return self._noise_cdf((t - mu) / sigma)
 
+    @functools.partial(jax.jit, static_argnums=(0, 1))
     def integrated_cdf(self, arm: int, t, x) -> jax.Array:
         """``int_{-inf}^t F_arm(s | x) ds = E[(t - Y(arm))_+ | x]``."""
         mu, sigma = self.location_scale(arm, x)
@@ -128,6 +131,7 @@ class Design:
             mu, sigma = mu[:, None], sigma[:, None]
         return sigma * self._noise_partial_moment((t - mu) / sigma)
 
+    @functools.partial(jax.jit, static_argnums=(0, 1))
     def quantile(self, arm: int, u, x) -> jax.Array:
         """``F_arm^{-1}(u | x)``; ``u`` broadcasts like ``t`` in :meth:`cdf`."""
         mu, sigma = self.location_scale(arm, x)
@@ -139,7 +143,10 @@ class Design:
     def __call__(self, y0, x) -> jax.Array:
         """``g*(y0 | x) = mu_1(x) + sigma_1(x) (y0 - mu_0(x)) / sigma_0(x)``."""
         x = as_covariates("Design", "x", x, num_features=self.num_features)
-        y0 = jnp.asarray(y0, jnp.float32)
+        return self._g(jnp.asarray(y0, jnp.float32), jnp.asarray(x, jnp.float32))
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def _g(self, y0, x):
         mu0, s0 = self.location_scale(0, x)
         mu1, s1 = self.location_scale(1, x)
         if y0.ndim == 2:

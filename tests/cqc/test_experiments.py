@@ -24,7 +24,11 @@ def test_claims_are_registered():
         "error_tracks_cqc_complexity", "double_robustness", "employment_range_narrows_with_age"]
 
 
-@pytest.mark.parametrize("experiment", ["complexity", "robustness", "employment"])
+@pytest.mark.parametrize("experiment", [
+    pytest.param("complexity", marks=pytest.mark.slow),
+    "robustness",
+    pytest.param("employment", marks=pytest.mark.slow),
+])
 def test_experiment_runs_and_resumes(experiment, tmp_path):
     res = run.run(_tiny(experiment), tmp_path)
     assert isinstance(res["held"], bool)

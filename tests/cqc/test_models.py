@@ -19,14 +19,14 @@ def test_monotone_model_is_increasing_in_y0_for_random_parameters():
     model = nnx.merge(graphdef, jax.tree.unflatten(tree, noisy))
     x = jax.random.normal(jax.random.key(2), (64, 3))
     y0 = jnp.linspace(-6, 6, 301)
-    g = jax.vmap(lambda v: model(jnp.full((64,), v), x), out_axes=1)(y0)  # (64, 301)
+    g = jax.jit(jax.vmap(lambda v: model(jnp.full((64,), v), x), out_axes=1))(y0)  # (64, 301)
     assert np.all(np.diff(np.asarray(g), axis=1) > -1e-4)  # float32 rounding only
     dg = jax.vmap(jax.grad(lambda v, xi: model(v[None], xi[None])[0]))(jnp.zeros(64), x)
     assert np.all(np.asarray(dg) > 0)
 
 
 def test_monotone_model_grid_and_flat_calls_agree():
-    model = cqc.MonotoneCQC(2, rngs=nnx.Rngs(params=jax.random.key(0)))
+    model = cqc.MonotoneCQC(2, hidden=(8,), units=3, rngs=nnx.Rngs(params=jax.random.key(0)))
     x = jax.random.normal(jax.random.key(1), (5, 2))
     y0 = jax.random.normal(jax.random.key(2), (5, 4))
     flat = model(y0.reshape(-1), jnp.repeat(x, 4, axis=0)).reshape(5, 4)

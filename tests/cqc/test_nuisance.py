@@ -53,8 +53,8 @@ def test_marginal_cdf_is_the_empirical_cdf():
 
 
 def test_neural_cdf_is_monotone_and_close_to_truth():
-    x, a, y, design = _data(3000, 1)
-    model = cqc.NeuralCDF(hidden=(16,), components=3, steps=300)
+    x, a, y, design = _data(2000, 1)
+    model = cqc.NeuralCDF(hidden=(16,), components=3, steps=200)
     params = model.fit(x, y, a, 1, jax.random.key(0))
     grid = np.linspace(-5, 6, 45).astype(np.float32)
     xq = np.array([[-0.5], [0.0], [0.5]], np.float32)
@@ -141,8 +141,8 @@ def test_nuisance_models_bad_input():
 
 
 def test_cv_bandwidth_adapts_to_nuisance_complexity():
-    smooth = cqc.simulate(4, 1500, jax.random.key(0), gamma=0.5)
-    wiggly = cqc.simulate(4, 1500, jax.random.key(0), gamma=8.0)
+    smooth = cqc.simulate(4, 800, jax.random.key(0), gamma=0.5)
+    wiggly = cqc.simulate(4, 800, jax.random.key(0), gamma=8.0)
     h = {}
     for name, sim in (("smooth", smooth), ("wiggly", wiggly)):
         params = cqc.KernelPropensity().fit(sim.x, sim.a)
