@@ -146,11 +146,11 @@ def newton_schulz(
       compute_dtype: dtype of the iteration (e.g. ``jnp.bfloat16``); ``None`` uses x's dtype.
         Normalization happens in x's dtype; the result is cast back to x's dtype.
       eps: added to the normalizing norm (``"frobenius"``, ``"spectral_bound"``).
-      method: ``"direct"`` (X <- p(X X^T) X, q times); ``"gram"`` (the same polynomial map
-        run on the small Gram matrix R = X X^T, then applied once to X_0: about 2/(2 n/m)
-        of the large products; exact in exact arithmetic, a little more rounding); or
-        ``"auto"`` (gram when n > 1.5 m, at least 2 steps and float32/64 compute; bfloat16
-        always runs direct).
+      method: ``"direct"`` (X <- p(X X^T) X, q times: 2q products of size m x m x n);
+        ``"gram"`` (the same map run on the small Gram matrix R = X X^T and applied once to
+        X_0: 2 products of size m x m x n plus about 4q of size m^3; identical in exact
+        arithmetic, slightly more rounding); or ``"auto"`` (gram when n > 1.5 m with at least
+        2 steps in float32/64; bfloat16 always runs direct, where the Gram form drifts).
 
     Returns:
       X_q, the same shape and dtype as ``x``.

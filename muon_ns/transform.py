@@ -384,11 +384,9 @@ def scale_by_muon(
     if diagnostics and orthogonalizer != "newton_schulz":
         raise ValueError(f"{fn}: diagnostics=True needs orthogonalizer='newton_schulz', got "
                          f"{orthogonalizer!r}")
-    if not (weight_dimension_numbers is None or callable(weight_dimension_numbers)
-            or isinstance(weight_dimension_numbers, MuonDimensionNumbers)
-            or isinstance(weight_dimension_numbers, dict | list | tuple)):
+    if isinstance(weight_dimension_numbers, str | bytes | int | float):
         raise TypeError(f"{fn}: weight_dimension_numbers must be None, MuonDimensionNumbers, a "
-                        f"tree of them or a callable, got {type(weight_dimension_numbers)}")
+                        f"tree of them or a callable, got {weight_dimension_numbers!r}")
 
     if orthogonalizer == "newton_schulz":
         def ortho(s):

@@ -150,7 +150,7 @@ def bench_ns(args) -> list[dict]:
                 t_svd = _time(jax.jit(muon_ns.polar_svd), x, repeats=max(1, args.repeats // 3))
                 row.update(svd_s=t_svd, svd_over_ns=t_svd / t_ours)
             rows.append(row)
-            if args.batch > 1:
+            if args.batch > 1 and m * n <= args.batch_max_elems:
                 xs = [jax.random.normal(jax.random.key(10 + i), (m, n), jnp.float32).astype(dtype)
                       for i in range(args.batch)]
                 ours_b = jax.jit(lambda *a: muon_ns.newton_schulz(jnp.stack(a), "jordan", 5,
@@ -178,7 +178,10 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=8, help="same-shape matrices per call")
     parser.add_argument("--peak-n", type=int, default=1024 if backend == "cpu" else 8192)
     parser.add_argument("--svd-max-elems", type=int,
-                        default=1024 * 1024 if backend == "cpu" else 4096 * 16384)
+                        default=1024 * 1024 if backend == "cpu" else 4096 * 4096,
+                        help="run polar_svd only for m*n up to this (SVD is slow)")
+    parser.add_argument("--batch-max-elems", type=int, default=4096 * 4096,
+                        help="run the batched comparison only for m*n up to this")
     parser.add_argument("--layers", type=int, default=12)
     parser.add_argument("--width", type=int, default=768)
     parser.add_argument("--vocab", type=int, default=50304)
