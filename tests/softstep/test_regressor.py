@@ -79,3 +79,13 @@ def test_bad_inputs():
         NeighborRegressor(step="s3")
     with pytest.raises(ValueError, match="validation_fraction must be in"):
         NeighborRegressor(validation_fraction=1.0)
+
+
+def test_knn_head_predicts_like_sklearn_on_the_learned_embedding():
+    from sklearn.neighbors import KNeighborsRegressor
+
+    model = NeighborRegressor("knn", knn_k=4, **{**SMALL, "epochs": 2}).fit(X, Y)
+    bank_emb, bank_y = np.asarray(model.bank_.embeddings), np.asarray(model.bank_.targets)
+    ref = KNeighborsRegressor(n_neighbors=4).fit(bank_emb, bank_y[:, 0]).predict(model.embed(XT))
+    np.testing.assert_allclose(model.predict(XT), ref * model.y_std_[0] + model.y_mean_[0],
+                               rtol=1e-4, atol=1e-3)
