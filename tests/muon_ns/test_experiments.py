@@ -40,6 +40,7 @@ def test_rank_smoke(tmp_path):
     assert np.isfinite(r["slope_gap_sgdm_minus_muon"])
 
 
+@pytest.mark.slow  # ~20 s of compilation (two optimizers, run twice); run with -m slow
 def test_digits_smoke_and_resume(tmp_path):
     cfg = _cfg(**{"experiment": "digits", "train.optimizers": "muon_svd,muon_ns_k2_q3",
                   "digits.steps": 10, "digits.eval_every": 5, "digits.hidden": 8,
