@@ -33,7 +33,7 @@ INSTALL_REQUIRES = [
 
 EXTRAS = {
     "rl": ["gymnasium[mujoco]>=1.0"],
-    "llm": ["gguf>=0.10", "tokenizers>=0.20", "sympy>=1.12"],
+    "llm": ["gguf>=0.10", "tokenizers>=0.20", "sympy>=1.12", "jinja2>=3.1"],
 }
 # Every runtime extra; test-only references (torch, transformers) stay out of it.
 EXTRAS["all"] = sorted({req for name in ("rl", "llm") for req in EXTRAS[name]})

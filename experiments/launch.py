@@ -21,14 +21,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from experiments.config import ConfigError, load_config, resolve_key
 from experiments.mesh import maybe_initialize_distributed
 from experiments.workdir import Workdir
 
-__all__ = ["main", "precheck_config_args"]
+__all__ = ["main", "precheck_config_args", "quiet_library_logs"]
+
+
+def quiet_library_logs() -> None:
+    """Hides libraries' INFO logs (orbax logs every save) unless --verbosity was given."""
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
 
 
 def precheck_config_args(argv: Sequence[str]) -> str | None:
@@ -74,6 +80,7 @@ def main(run_fn: Callable[[Any, Path], Any]) -> None:
     def _main(argv: list[str]) -> None:
         if len(argv) > 1:
             raise app.UsageError(f"Unexpected positional arguments: {argv[1:]}")
+        quiet_library_logs()
         maybe_initialize_distributed()
         config = config_flag.value
         workdir = Path(workdir_flag.value)

@@ -22,6 +22,7 @@ from absl import app, flags
 
 from experiments.claims import PACKAGES, Claim, ClaimResult, discover_claims
 from experiments.config import TIERS
+from experiments.launch import quiet_library_logs
 from experiments.progress import format_duration
 from experiments.workdir import atomic_write_json, atomic_write_text, to_jsonable
 
@@ -163,6 +164,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder (default runs/<ti
 def main(argv: Sequence[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected positional arguments: {argv[1:]}")
+    quiet_library_logs()
     tier = "quick" if _QUICK.value else _TIER.value
     try:
         claims = discover_claims(_ONLY.value or None)
