@@ -94,6 +94,10 @@ def target_policy(obs, *, gain: float = 3.0, damping: float = 0.3) -> np.ndarray
 
 def policy_features(psi: np.ndarray, probs: np.ndarray) -> np.ndarray:
     """``sum_a probs[:, a] * (psi (x) e_a)``: pass one-hot ``probs`` for ``phi(s, a)``."""
+    psi, probs = np.asarray(psi), np.asarray(probs)
+    if psi.ndim != 2 or probs.ndim != 2 or len(psi) != len(probs):
+        raise ValueError(f"policy_features: psi (n, K) and probs (n, A) must be 2-D with the "
+                         f"same number of rows, got {psi.shape} and {probs.shape}")
     return (probs[:, :, None] * psi[:, None, :]).reshape(len(psi), -1)
 
 

@@ -47,3 +47,6 @@ def test_bad_inputs():
         L.monte_carlo_value(0, 10, gamma=1.0)
     with pytest.raises(ValueError, match="num_episodes must be an int >= 2"):
         L.monte_carlo_value(0, 1, gamma=0.9)
+    with pytest.raises(ValueError, match=r"policy_features: psi \(n, K\) and probs \(n, A\) "
+                                         r"must be 2-D with the same number of rows"):
+        L.policy_features(np.ones((5, 3)), np.ones((4, 2)))

@@ -186,6 +186,8 @@ def test_bad_inputs():
         L.lstdq(f, r, g, fn, ridge=-1.0)
     with pytest.raises(TypeError, match="features must be a real numeric array"):
         L.lstdq(np.array([["a"] * 4] * 10), r, g, fn)
+    with pytest.raises(ValueError, match="compute_stats: features has 10 rows but rewards has 9"):
+        L.compute_stats(f, r[:9], g, fn)
     with pytest.raises(ValueError, match="dim must be a positive int"):
         L.init_stats(0)
     with pytest.raises(ValueError, match="stats has dimension 3"):

@@ -92,6 +92,23 @@ def test_bad_inputs():
         L.init_features(mdp, pi, np.ones((3, 3, 2)))
     with pytest.raises(ValueError, match="n must be a positive int"):
         L.sample_dataset(jax.random.key(0), mdp, pi, pi / 3, L.one_hot_features(3, 2), 0.9, 0)
+    with pytest.raises(ValueError, match=r"policy_transition: policy probabilities must sum"):
+        L.policy_transition(mdp, np.full((3, 2), 0.4))
+    with pytest.raises(ValueError, match=r"population_stats: gamma must be in \[0, 1\), got 1.0"):
+        L.population_stats(mdp, pi, pi / 3, L.one_hot_features(3, 2), 1.0)
+    with pytest.raises(ValueError, match="sampler_tables: behavior probabilities must sum to 1"):
+        L.sampler_tables(mdp, pi, pi, L.one_hot_features(3, 2), 0.9)
+    tables = L.sampler_tables(mdp, pi, pi / 3, L.one_hot_features(3, 2), 0.9)
+    with pytest.raises(ValueError, match="sample_from_tables: next_action must be 'expected' or"):
+        L.sample_from_tables(jax.random.key(0), tables, 10, next_action="max")
+    with pytest.raises(ValueError, match="random_policy: concentration must be > 0, got 0.0"):
+        L.random_policy(jax.random.key(0), 3, 2, concentration=0.0)
+    with pytest.raises(ValueError, match="linear_mdp: dim must be a positive int, got 0"):
+        L.linear_mdp(jax.random.key(0), 3, 2, 0)
+    with pytest.raises(ValueError, match="random_features: scale must be > 0, got 0.0"):
+        L.random_features(jax.random.key(0), 3, 2, 2, scale=0.0)
+    with pytest.raises(ValueError, match="misspecified_features: noise must be >= 0, got -1.0"):
+        L.misspecified_features(jax.random.key(0), np.ones((3, 2)), 2, -1.0)
     with pytest.raises(ValueError, match="decay must be > 0"):
         L.chain_behavior(4, 0.0)
     with pytest.raises(ValueError, match="slip must be in"):
