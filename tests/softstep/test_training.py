@@ -72,3 +72,5 @@ def test_bad_inputs():
         make_model(SPEC._replace(head="attention"), jax.random.key(0))
     with pytest.raises(ValueError, match="backbone must be one of"):
         make_model(SPEC._replace(backbone="vit"), jax.random.key(0))
+    with pytest.raises(ValueError, match=r"SoftStepHead: bank_targets must be 2-D \[48, o\]"):
+        predict_dense(graphdef, params, XV, X, Y[:5])
