@@ -61,7 +61,19 @@ def test_knn_grid_and_rank_correlation_against_direct_computation():
     rho = run.rank_correlation(e[:, :1], y, 500, 0)
     assert rho == pytest.approx(1.0)
     mse, k = run.knn_grid(e[:40], y[:40], e[40:50], y[40:50], e[50:], y[50:], [1, 3])
-    assert k in (1, 3) and mse >= 0
+    # Independent brute-force kNN in numpy: pick (k, weights) by validation MSE, report test.
+    def knn(q, kk, weights):
+        d = np.linalg.norm(q[:, None] - e[:40][None], axis=2)
+        idx = np.argsort(d, axis=1)[:, :kk]
+        w = np.ones_like(idx, float) if weights == "uniform" else 1 / np.take_along_axis(
+            d, idx, 1)
+        return (w * y[:40, 0][idx]).sum(1) / w.sum(1)
+
+    grid = [(kk, wt) for kk in (1, 3) for wt in ("uniform", "distance")]
+    val = [np.mean((knn(e[40:50], kk, wt) - y[40:50, 0]) ** 2) for kk, wt in grid]
+    kk, wt = grid[int(np.argmin(val))]
+    assert k == kk
+    assert mse == pytest.approx(np.mean((knn(e[50:], kk, wt) - y[50:, 0]) ** 2), rel=1e-5)
 
 
 def test_bad_config():
