@@ -174,6 +174,12 @@ def control_term(y0, a, y, pi, f0_y0) -> jax.Array:
     ``E[c_i(y0) | X_i = x] = F_0(y0 | x)`` if either nuisance is right.
     """
     a, y, pi, f0, y0 = (jnp.asarray(v) for v in (a, y, pi, f0_y0, y0))
+    try:
+        jnp.broadcast_shapes(y0.shape, a.shape, y.shape, pi.shape, f0.shape)
+    except ValueError as e:
+        desc = ", ".join(f"{n}{tuple(v.shape)}" for n, v in
+                         zip(("y0", "a", "y", "pi", "f0_y0"), (y0, a, y, pi, f0), strict=True))
+        raise ValueError(f"control_term: arguments do not broadcast: {desc}") from e
     return (1.0 - a) / (1.0 - pi) * (jnp.where(y <= y0, 1.0, 0.0) - f0) + f0
 
 

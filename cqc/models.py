@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from cqc.checks import check_positive_int
+
 __all__ = ["LinearCQC", "MonotoneCQC", "make_model"]
 
 
@@ -34,6 +36,7 @@ class LinearCQC(nnx.Module):
 
     def __init__(self, num_features: int, *, interactions: bool = True, rngs: nnx.Rngs):
         del rngs
+        check_positive_int("LinearCQC", "num_features", num_features)
         self.interactions = interactions
         self.bias = nnx.Param(jnp.zeros(()))
         self.slope = nnx.Param(jnp.ones(()))
@@ -62,6 +65,7 @@ class MonotoneCQC(nnx.Module):
 
     def __init__(self, num_features: int, *, hidden: tuple[int, ...] = (32, 32),
                  units: int = 8, rngs: nnx.Rngs):
+        check_positive_int("MonotoneCQC", "num_features", num_features)
         dims = (num_features, *hidden)
         self.layers = nnx.List(
             [nnx.Linear(i, o, rngs=rngs) for i, o in zip(dims[:-1], dims[1:], strict=True)]

@@ -342,6 +342,11 @@ class OraclePropensity:
 
     design: Any
 
+    def __post_init__(self):
+        if not callable(getattr(self.design, "propensity", None)):
+            raise TypeError("OraclePropensity: design must have a propensity(x) method (a "
+                            f"cqc.Design), got {type(self.design).__name__}")
+
     def fit(self, x, a, key=None):
         return None
 
@@ -476,6 +481,11 @@ class OracleCDF:
     """The true conditional CDFs of a simulated design (``design.cdf(arm, t, x)``)."""
 
     design: Any
+
+    def __post_init__(self):
+        if not callable(getattr(self.design, "cdf", None)):
+            raise TypeError("OracleCDF: design must have a cdf(arm, t, x) method (a cqc.Design), "
+                            f"got {type(self.design).__name__}")
 
     def fit(self, x, y, mask, arm, key=None):
         return int(arm)

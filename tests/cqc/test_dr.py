@@ -114,6 +114,11 @@ def test_pseudo_outcome_bad_input():
         cqc.pseudo_outcome(np.zeros(3), np.zeros(4), 1.0, 0.0, 0.5, 0.1, 0.2)
 
 
+def test_control_term_bad_input():
+    with pytest.raises(ValueError, match=r"control_term: arguments do not broadcast: y0\(3,\)"):
+        cqc.control_term(np.zeros(3), np.zeros(4), 0.0, 0.5, 0.1)
+
+
 def test_grid_functions_bad_input():
     grid = jnp.linspace(0, 1, 5)
     with pytest.raises(ValueError, match=r"values must have shape \(n, 5\)"):

@@ -65,3 +65,7 @@ def test_make_model_bad_input():
         cqc.make_model(lambda d, rngs: 3, 1, jax.random.key(0))
     with pytest.raises(TypeError, match="model must be a name, a factory or an nnx.Module"):
         cqc.make_model(3, 1, jax.random.key(0))
+    with pytest.raises(ValueError, match="LinearCQC: num_features must be >= 1, got 0"):
+        cqc.LinearCQC(0, rngs=nnx.Rngs(0))
+    with pytest.raises(TypeError, match="MonotoneCQC: num_features must be an int, got float"):
+        cqc.MonotoneCQC(2.0, rngs=nnx.Rngs(0))

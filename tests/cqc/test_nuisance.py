@@ -138,6 +138,10 @@ def test_nuisance_models_bad_input():
         cqc.MLPPropensity().fit(x, a, key=None)
     with pytest.raises(ValueError, match="ConstantPropensity.fit: a must contain only 0 and 1"):
         cqc.ConstantPropensity().fit(x, a - 1)
+    with pytest.raises(TypeError, match=r"OraclePropensity: design must have a propensity\(x\)"):
+        cqc.OraclePropensity("scenario1")
+    with pytest.raises(TypeError, match=r"OracleCDF: design must have a cdf\(arm, t, x\) method"):
+        cqc.OracleCDF(None)
 
 
 def test_cv_bandwidth_adapts_to_nuisance_complexity():
