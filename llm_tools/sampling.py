@@ -75,6 +75,9 @@ def top_p_mask(logits: jax.Array, p: jax.Array | float) -> jax.Array:
       p: scalar or per-row ``[...]`` in ``(0, 1]``.
     """
     logits = jnp.asarray(logits)
+    if logits.ndim < 1:
+        raise ValueError(f"top_p_mask: logits must have a vocabulary axis, got shape "
+                         f"{logits.shape}")
     p = jnp.broadcast_to(jnp.asarray(p, jnp.float32), logits.shape[:-1])
     order = jnp.argsort(-logits, axis=-1)
     desc = jnp.take_along_axis(logits, order, axis=-1)

@@ -137,5 +137,7 @@ def test_bad_generate_inputs(model):
         generate_tokens(model, [[1]], jax.random.split(jax.random.key(0), 2), max_new_tokens=3)
     with pytest.raises(ValueError, match="logits must have a vocabulary axis"):
         top_k_mask(jnp.float32(1.0), 1)
+    with pytest.raises(ValueError, match=r"top_p_mask: logits must have a vocabulary axis"):
+        top_p_mask(jnp.float32(1.0), 0.5)
     with pytest.raises(ValueError, match=r"logits must be \[batch, vocab\]"):
         sample_logits(keys, jnp.ones(4), 1.0)
