@@ -53,15 +53,20 @@ def _fro(x: jax.Array) -> jax.Array:
     return jnp.sqrt(jnp.sum(jnp.square(x), axis=(-2, -1), keepdims=True))
 
 
+def _safe_div(x: jax.Array, denom: jax.Array) -> jax.Array:
+    """x / denom, with a zero denominator (only for x = 0 and eps = 0) giving 0, not NaN."""
+    return x / jnp.where(denom > 0, denom, 1.0)
+
+
 def _normalize(x: jax.Array, normalization: str, eps: float) -> jax.Array:
     """X_0 from X: the scaling that puts every singular value in [0, 1]."""
     if normalization == "frobenius":  # optax: X / (||X||_F + eps)
-        return x / (_fro(x) + eps)
+        return _safe_div(x, _fro(x) + eps)
     if normalization == "max1_frobenius":  # the paper: X / max{1, ||X||_F}
         return x / jnp.maximum(1.0, _fro(x))
     if normalization == "spectral_bound":  # ||X||_op <= ||X X^T||_F^{1/2} (Schatten-4)
         gram = x @ _mT(x)
-        return x / (jnp.sqrt(_fro(gram)) + eps)
+        return _safe_div(x, jnp.sqrt(_fro(gram)) + eps)
     return x
 
 

@@ -139,6 +139,14 @@ def test_zero_steps_is_the_normalization():
     assert np.linalg.norm(y, 2) <= 1 + 1e-6
 
 
+def test_zero_matrix_with_eps_zero_gives_zero_not_nan():
+    # X / (||X|| + 0) is 0/0 at X = 0; the NS image of the zero matrix is the zero matrix.
+    for normalization in ("frobenius", "spectral_bound"):
+        got = np.asarray(muon_ns.newton_schulz(jnp.zeros((3, 4)), "taylor1", 3,
+                                               normalization=normalization, eps=0.0))
+        np.testing.assert_array_equal(got, np.zeros((3, 4)))
+
+
 def test_ns_diagnostics_against_direct_measurement():
     m = _gauss((3, 12, 20), seed=8)
     d = jax.jit(lambda a: muon_ns.ns_diagnostics(a, "taylor2", 3,
