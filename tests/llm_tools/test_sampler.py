@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from llm_tools import ByteTokenizer, JaxSampler, Llama, Sampler, forward, tiny_config
+from llm_tools import (
+    ByteTokenizer,
+    JaxSampler,
+    Llama,
+    Sampler,
+    forward,
+    render_chat,
+    tiny_config,
+)
 
 CFG = tiny_config(max_seq_len=64)
 
@@ -115,6 +123,10 @@ def test_bad_inputs(lm):
         lm.chat([], max_new_tokens=3, key=key)
     with pytest.raises(TypeError, match="tokenizer lacks"):
         JaxSampler(lm.model, object())
+    with pytest.raises(ValueError, match="render_chat: template must be a non-empty str"):
+        render_chat("", [{"role": "user", "content": "x"}])
+    with pytest.raises(ValueError, match="render_chat: messages must be a non-empty list"):
+        render_chat("{{ messages }}", [])
 
 
 def test_smollm2_chat(smollm2):
