@@ -415,6 +415,9 @@ class DirectCQC(_Estimator):
         states = _direct_train_many(f["graphdef"], f["init_state"], f["data"], weights,
                                     self.steps, self.learning_rate)
         preds = jax.vmap(lambda s: self._predict_with(s, y0, x))(states)
+        if not bool(jnp.all(jnp.isfinite(preds))):
+            raise FloatingPointError(f"{where}: a bootstrap replicate became NaN/inf during "
+                                     "training")
         alpha = (1.0 - level) / 2.0
         lower, upper = jnp.quantile(preds, jnp.array([alpha, 1.0 - alpha]), axis=0)
         return Bands(self._predict_with(f["state"], y0, x), lower, upper,

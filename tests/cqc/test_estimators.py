@@ -65,6 +65,9 @@ def test_direct_bootstrap_bands():
     est_v = np.asarray(bands.estimate)
     assert np.mean((lo <= est_v) & (est_v <= hi)) >= 0.8  # replicates scatter around the fit
     assert np.asarray(bands.samples is None)
+    est.learning_rate = float("inf")  # replicates diverge: an error, not silently NaN bands
+    with pytest.raises(FloatingPointError, match="bootstrap: a bootstrap replicate became NaN"):
+        est.bootstrap(y0, x, n_boot=2, key=jax.random.key(3))
 
 
 def test_indirect_ipw_and_separate_with_exact_nuisances():
