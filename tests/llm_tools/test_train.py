@@ -12,7 +12,7 @@ import optax
 import pytest
 from flax import nnx
 
-from llm_tools import Llama
+from llm_tools import Llama, shard_model
 from llm_tools.data import sample_windows, stdlib_corpus, stdlib_files
 from llm_tools.tiny import tiny_config
 from llm_tools.train import (
@@ -96,3 +96,20 @@ def test_data_parallel_and_sharded_model_on_8_devices():
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr[-3000:]
     assert "OK 8 devices" in out.stdout
+
+
+def test_bad_inputs(tmp_path):
+    model = Llama(CFG, rngs=nnx.Rngs(0))
+    opt = optax.adam(1e-3)
+    graphdef, _ = init_train_state(model, opt)
+    mesh = jax.make_mesh((1,), ("x",))
+    with pytest.raises(ValueError, match=r"make_train_step: mesh must have a 'data' axis"):
+        make_train_step(graphdef, opt, mesh)
+    with pytest.raises(TypeError, match="save_model: model must be a Llama, got object"):
+        save_model(tmp_path / "m", object())
+    with pytest.raises(TypeError, match="shard_model: model must be a Llama, got object"):
+        shard_model(object(), mesh)
+    with pytest.raises(ValueError, match=r"shard_model: axis must be one of the mesh axes"):
+        shard_model(model, mesh, axis="model")
+    with pytest.raises(ValueError, match="LlamaConfig: dim must be a positive int, got 0"):
+        tiny_config(dim=0)
