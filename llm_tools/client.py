@@ -38,6 +38,11 @@ class ServerError(ConnectionError):
 
 def seed_from_key(key: jax.Array) -> int:
     """The integer seed a JAX key becomes in a request: ``randint(key, (), 0, 2**31 - 1)``."""
+    if (not isinstance(key, jax.Array) or not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+            or key.shape != ()):
+        raise TypeError(f"seed_from_key: key must be a single typed key from jax.random.key(seed), "
+                        f"got {getattr(key, 'dtype', type(key).__name__)}"
+                        f"{getattr(key, 'shape', '')}")
     return int(jax.random.randint(key, (), 0, 2**31 - 1))
 
 

@@ -169,3 +169,10 @@ def test_bad_client_arguments():
     with pytest.raises(ValueError, match="temperature must be a finite float >= 0"):
         client.chat([{"role": "user", "content": "x"}], max_new_tokens=2, temperature=-2,
                     key=jax.random.key(0))
+
+
+def test_seed_from_key_bad_inputs():
+    with pytest.raises(TypeError, match="seed_from_key: key must be a single typed key"):
+        seed_from_key(0)
+    with pytest.raises(TypeError, match=r"seed_from_key: key must be a single typed key.*\(2,\)"):
+        seed_from_key(jax.random.split(jax.random.key(0), 2))
