@@ -101,8 +101,10 @@ def test_data_parallel_and_sharded_model_on_8_devices():
 def test_bad_inputs(tmp_path):
     model = Llama(CFG, rngs=nnx.Rngs(0))
     opt = optax.adam(1e-3)
-    graphdef, _ = init_train_state(model, opt)
+    graphdef, state = init_train_state(model, opt)
     mesh = jax.make_mesh((1,), ("x",))
+    with pytest.raises(ValueError, match=r"next_token_loss: tokens must be \[batch, seq\] with"):
+        make_eval_step(graphdef)(state, jnp.ones((2, 1), jnp.int32))
     with pytest.raises(ValueError, match=r"make_train_step: mesh must have a 'data' axis"):
         make_train_step(graphdef, opt, mesh)
     with pytest.raises(TypeError, match="save_model: model must be a Llama, got object"):
