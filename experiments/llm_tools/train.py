@@ -82,6 +82,7 @@ def run(config, workdir, optimizer: optax.GradientTransformation | None = None) 
     def evaluate(state):
         return float(np.mean([float(eval_fn(state, b)) for b in valid_batches]))
 
+    initial_valid_loss = evaluate(state)  # the untrained model, measured (same seed on resume)
     ckpt = Checkpointer(workdir / "checkpoints", save_every=config.checkpoint_every)
     init = {"state": state, "key": jax.random.key(config.seed)}
     restored, start = ckpt.restore_or(init)
@@ -118,7 +119,8 @@ def run(config, workdir, optimizer: optax.GradientTransformation | None = None) 
         "valid_loss_nats": valid_loss,
         "valid_bits_per_byte": valid_loss / math.log(2),
         "unigram_entropy_bits": unigram_entropy_bits(np.asarray(corpus.train)),
-        "initial_valid_bits_per_byte": math.log2(model_cfg.vocab_size),
+        "initial_valid_bits_per_byte": initial_valid_loss / math.log(2),
+        "uniform_bits_per_byte": math.log2(model_cfg.vocab_size),
         "train_tokens_per_s": tokens_per_step * timed_steps / elapsed if timed_steps else None,
         "steps": config.steps,
         "params": int(sum(x.size for x in jax.tree.leaves(state.params))),
