@@ -52,6 +52,7 @@ def test_direct_predict_broadcasts_and_matches_truth(direct_oracle, scenario4):
     assert direct_oracle.predict(0.3, np.array([[0.1]])).shape == (1,)
 
 
+@pytest.mark.slow  # keeps the default suite under 5 min on 2 cores
 def test_direct_bootstrap_bands():
     sim = cqc.simulate(4, 1000, jax.random.key(11), gamma=1.0)
     est = cqc.DirectCQC(nuisance=_oracle(sim.g_true), steps=150, grid_size=64)

@@ -44,6 +44,7 @@ def test_bad_configs(tmp_path):
         load_config(CFG, "pendulum_huge")
 
 
+@pytest.mark.slow  # keeps the default suite under 5 min on 2 cores
 def test_monte_carlo_entropy_of_a_state_independent_policy():
     """With a constant policy N(0, 0.5^2) squashed by tanh, E[-log pi] is the constant H of that
     law (computed here by numpy sampling), so the MC target is H * sum_{t=1}^{T} gamma^t."""
