@@ -27,7 +27,13 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from llm_tools.sampler import Completion, Score, check_sampling_args, check_texts
+from llm_tools.sampler import (
+    Completion,
+    Score,
+    check_sampling_args,
+    check_texts,
+    resample_via_generate,
+)
 
 __all__ = ["OpenAISampler", "ServerError", "seed_from_key"]
 
@@ -195,11 +201,9 @@ class OpenAISampler:
     def resample(self, prefix, n, *, max_new_tokens, temperature=1.0, top_p=1.0, top_k=0,
                  stop=(), key):
         """``n`` continuations of one exact text prefix."""
-        if not isinstance(prefix, str):
-            raise TypeError(f"OpenAISampler.resample: prefix must be str, got "
-                            f"{type(prefix).__name__}")
-        return self.generate([prefix], max_new_tokens=max_new_tokens, temperature=temperature,
-                             top_p=top_p, top_k=top_k, stop=stop, n=n, key=key)[0]
+        return resample_via_generate(self, "OpenAISampler.resample", prefix, n,
+                                     max_new_tokens=max_new_tokens, temperature=temperature,
+                                     top_p=top_p, top_k=top_k, stop=stop, key=key)
 
     def logprobs(self, prompts, continuations):
         """Scores via ``echo=True`` prompt log-probabilities (see the module docstring)."""

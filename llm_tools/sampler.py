@@ -122,6 +122,19 @@ def check_texts(who: str, name: str, texts, *, allow_empty_strings: bool = True)
     return list(texts)
 
 
+def resample_via_generate(sampler, who: str, prefix, n, **kwargs) -> list:
+    """``n`` continuations of one exact text ``prefix``: ``sampler.generate([prefix], n=n)[0]``.
+
+    Shared by every backend, so ``resample`` means the same thing everywhere.
+
+    Raises:
+      TypeError: if ``prefix`` is not a str (``who`` names the caller in the message).
+    """
+    if not isinstance(prefix, str):
+        raise TypeError(f"{who}: prefix must be str, got {type(prefix).__name__}")
+    return sampler.generate([prefix], n=n, **kwargs)[0]
+
+
 def _cut_at_stop(tokenizer, ids, logprobs, stop_strings):
     """Shortest token prefix whose text contains a stop string; text cut before it."""
     text = tokenizer.decode(ids)
@@ -230,11 +243,9 @@ class JaxSampler:
     def resample(self, prefix, n, *, max_new_tokens, temperature=1.0, top_p=1.0, top_k=0,
                  stop=(), key):
         """``n`` continuations of the exact text ``prefix`` (``generate([prefix], n=n)``)."""
-        if not isinstance(prefix, str):
-            raise TypeError(f"JaxSampler.resample: prefix must be str, got "
-                            f"{type(prefix).__name__}")
-        return self.generate([prefix], max_new_tokens=max_new_tokens, temperature=temperature,
-                             top_p=top_p, top_k=top_k, stop=stop, n=n, key=key)[0]
+        return resample_via_generate(self, "JaxSampler.resample", prefix, n,
+                                     max_new_tokens=max_new_tokens, temperature=temperature,
+                                     top_p=top_p, top_k=top_k, stop=stop, key=key)
 
     def logprobs(self, prompts, continuations):
         """Scores each continuation given its prompt (tokenized separately, then joined).

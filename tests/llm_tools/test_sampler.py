@@ -97,6 +97,8 @@ def test_bad_inputs(lm):
         lm.generate([], max_new_tokens=3, key=key)
     with pytest.raises(TypeError, match="prompts must be a list of str, got str"):
         lm.generate("abc", max_new_tokens=3, key=key)
+    with pytest.raises(TypeError, match=r"JaxSampler.resample: prefix must be str, got list"):
+        lm.resample(["abc"], 2, max_new_tokens=3, key=key)
     with pytest.raises(ValueError, match="max_new_tokens must be a positive int, got 0"):
         lm.generate(["a"], max_new_tokens=0, key=key)
     with pytest.raises(ValueError, match="temperature must be a finite float >= 0"):
