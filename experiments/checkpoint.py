@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import numpy as np
 import orbax.checkpoint as ocp
 
 __all__ = ["Checkpointer"]
@@ -41,9 +40,7 @@ def _decode(template: Any, restored: Any) -> Any:
     def back(t, r):
         if _is_key(t):
             return jax.random.wrap_key_data(r, impl=jax.random.key_impl(t))
-        if isinstance(t, jax.Array | np.ndarray | np.generic):
-            return r
-        if isinstance(t, bool):
+        if isinstance(t, bool):  # Python scalars come back as 0-d arrays
             return bool(r)
         if isinstance(t, int):
             return int(r)

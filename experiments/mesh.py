@@ -34,8 +34,9 @@ def maybe_initialize_distributed(coordinator_address: str | None = None) -> bool
     Returns:
       Whether ``jax.distributed.initialize`` was called.
     """
-    env = {k: os.environ.get(k) for k in _COORDINATOR_ENV}
-    address = coordinator_address or env["JAX_COORDINATOR_ADDRESS"] or env["COORDINATOR_ADDRESS"]
+    address = coordinator_address or next(
+        (os.environ[k] for k in _COORDINATOR_ENV if os.environ.get(k)), None
+    )
     cluster = any(os.environ.get(k) for k in ("SLURM_JOB_ID", "OMPI_COMM_WORLD_SIZE"))
     if not address and not cluster:
         return False

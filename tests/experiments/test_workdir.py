@@ -118,6 +118,8 @@ def test_non_writer_writes_nothing(tmp_path):
 def test_bad_input_messages(tmp_path):
     with pytest.raises(ValueError, match="path must be a non-empty"):
         Workdir("")
+    with pytest.raises(TypeError, match="text must be str, got bytes"):
+        atomic_write_text(tmp_path / "x", b"bytes")
     with pytest.raises(TypeError, match="data must be bytes"):
         workdir_lib.atomic_write_bytes(tmp_path / "x", "text")
     with pytest.raises(TypeError, match="object"):
