@@ -10,6 +10,8 @@ of SGD with momentum.
 
 from muon_ns import theory
 from muon_ns.newton_schulz import (
+    GRAM_MIN_ASPECT,
+    GRAM_RESTART,
     NORMALIZATIONS,
     NS_METHODS,
     NSDiagnostics,
@@ -19,6 +21,7 @@ from muon_ns.newton_schulz import (
 )
 from muon_ns.schemes import (
     SCHEMES,
+    coefficient_table,
     convergence_order,
     residual_polynomial,
     resolve_coeffs,
@@ -27,17 +30,26 @@ from muon_ns.schemes import (
     taylor_coeffs,
 )
 from muon_ns.transform import (
+    DEFAULTS,
     OPTAX_COMPAT,
     MuonDimensionNumbers,
     ScaleByMomentumState,
+    ScaleByMuonDiagnosticsState,
     ScaleByMuonState,
+    ScaleByOrthogonalizationState,
     muon,
     scale_by_momentum,
     scale_by_muon,
+    scale_by_orthogonalization,
+    scale_by_shape,
     sgd_momentum,
+    state_from_optax,
 )
 
 __all__ = [
+    "DEFAULTS",
+    "GRAM_MIN_ASPECT",
+    "GRAM_RESTART",
     "NORMALIZATIONS",
     "NS_METHODS",
     "OPTAX_COMPAT",
@@ -45,7 +57,10 @@ __all__ = [
     "MuonDimensionNumbers",
     "NSDiagnostics",
     "ScaleByMomentumState",
+    "ScaleByMuonDiagnosticsState",
     "ScaleByMuonState",
+    "ScaleByOrthogonalizationState",
+    "coefficient_table",
     "convergence_order",
     "muon",
     "newton_schulz",
@@ -55,9 +70,12 @@ __all__ = [
     "resolve_coeffs",
     "scale_by_momentum",
     "scale_by_muon",
+    "scale_by_orthogonalization",
+    "scale_by_shape",
     "scheme_order",
     "scheme_satisfies_theory",
     "sgd_momentum",
+    "state_from_optax",
     "taylor_coeffs",
     "theory",
 ]

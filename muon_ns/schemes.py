@@ -28,13 +28,19 @@ import math
 from collections.abc import Sequence
 from fractions import Fraction
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
     "SCHEMES",
+    "TABLE_MODES",
+    "check_steps",
+    "coefficient_table",
     "convergence_order",
     "resolve_coeffs",
     "residual_polynomial",
+    "row_index",
     "scheme_order",
     "scheme_satisfies_theory",
     "taylor_coeffs",
@@ -64,6 +70,7 @@ _POLAR_EXPRESS = tuple((a / 1.01, b / 1.01**3, c / 1.01**5) for a, b, c in _PE_R
     _PE_RAW[-1],
 )
 _MAX_TAYLOR = 8
+_ALIASES = {"standard": "jordan"}
 
 
 def _taylor_exact(kappa: int) -> tuple[Fraction, ...]:
@@ -109,6 +116,7 @@ SCHEMES: dict[str, str] = {
     "jordan": "Jordan's quintic (3.4445, -4.7750, 2.0315), the same every step",
     "polar_express": "Amsel et al. 2025 per-step quintic table (1.01 safety factor)",
     "dion": "Dion's 5-row per-step quintic table (the last `steps` rows, as optax)",
+    "standard": "optax's name for 'jordan' (``optax.contrib.muon``'s default ns_coeffs)",
 }
 """Named schemes accepted wherever ``coeffs`` is asked for, with a one-line description."""
 
@@ -125,54 +133,110 @@ def _check_row(row: Sequence[float], where: str) -> tuple[float, ...]:
     return vals
 
 
-def resolve_coeffs(coeffs, steps: int) -> tuple[tuple[float, ...], ...]:
-    """Turns a scheme name, one coefficient tuple, or a per-step table into ``steps`` rows.
+# How a coefficient table maps to step i of q (see :func:`coefficient_table`).
+TABLE_MODES = ("repeat", "extend_last", "tail")
+
+
+def coefficient_table(coeffs) -> tuple[np.ndarray, str]:
+    """A scheme as its raw coefficient table and the rule that picks step i's row.
+
+    Modes: ``"repeat"`` (one row, used at every step: Taylor, Jordan, any single tuple);
+    ``"extend_last"`` (row ``min(i, R-1)``: Polar Express, whose last row repeats for any
+    further steps); ``"tail"`` (the last q of R rows, so step i uses row ``R - q + i``: Dion
+    and any explicit table, as ``optax.contrib.muon`` slices ``ns_coeffs[-ns_steps:]``).
 
     Args:
-      coeffs: a name from :data:`SCHEMES`; one tuple ``(a_0, ..., a_d)`` used at every
-        step; or a table of exactly ``steps`` such tuples (all of one length).
-      steps: number of NS steps q, an int >= 0.
+      coeffs: a name from :data:`SCHEMES` (``"standard"`` is optax's name for ``"jordan"``),
+        one tuple ``(a_0, ..., a_d)``, or a table of such tuples (rows of lower degree are
+        padded with zero coefficients); numpy
+        or JAX arrays of rank 1 or 2 are accepted as well.
 
     Returns:
-      A tuple of ``steps`` coefficient tuples.
+      ``(rows, mode)``: a float64 array of shape (R, d + 1) and one of :data:`TABLE_MODES`.
 
     Raises:
-      ValueError: for an unknown name (listing the valid ones), a table whose length is not
-        ``steps``, rows of unequal length, fewer than 2 coefficients, or ``steps < 0``.
-      TypeError: for a non-int ``steps`` or a non-numeric coefficient.
+      ValueError: an unknown name (listing the valid ones), an empty table, fewer than 2
+        coefficients, non-finite coefficients.
+      TypeError: a non-numeric coefficient.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int | np.integer):
-        raise TypeError(f"newton_schulz: steps must be an int >= 0, got {steps!r}")
-    if steps < 0:
-        raise ValueError(f"newton_schulz: steps must be >= 0, got {steps}")
-    steps = int(steps)
     if isinstance(coeffs, str):
-        if coeffs.startswith("taylor") and coeffs[6:].isdigit() and int(coeffs[6:]) >= 1:
-            return (taylor_coeffs(int(coeffs[6:])),) * steps
-        if coeffs == "jordan":
-            return (_JORDAN,) * steps
-        if coeffs == "polar_express":
-            rows = _POLAR_EXPRESS[:steps]
-            return rows + (_POLAR_EXPRESS[-1],) * (steps - len(rows))
-        if coeffs == "dion":
-            if steps > len(_DION):
-                raise ValueError(f"newton_schulz: scheme 'dion' has {len(_DION)} rows, so "
-                                 f"steps must be <= {len(_DION)}, got {steps}")
-            return _DION[len(_DION) - steps:]
+        name = _ALIASES.get(coeffs, coeffs)
+        if name.startswith("taylor") and name[6:].isdigit() and int(name[6:]) >= 1:
+            return np.asarray([taylor_coeffs(int(name[6:]))]), "repeat"
+        if name == "jordan":
+            return np.asarray([_JORDAN]), "repeat"
+        if name == "polar_express":
+            return np.asarray(_POLAR_EXPRESS), "extend_last"
+        if name == "dion":
+            return np.asarray(_DION), "tail"
         raise ValueError(f"newton_schulz: unknown scheme {coeffs!r}; valid names are "
                          f"{sorted(SCHEMES)} (or 'taylorK' for any K >= 1)")
     if not _is_table(coeffs):
-        return (_check_row(coeffs, "newton_schulz: coeffs"),) * steps
-    rows = list(coeffs)
-    if len(rows) != steps:
-        raise ValueError(f"newton_schulz: a coefficient table must have exactly steps={steps} "
-                         f"rows, got {len(rows)}")
-    return tuple(_check_row(r, f"newton_schulz: coeffs[{i}]") for i, r in enumerate(rows))
+        return np.asarray([_check_row(coeffs, "newton_schulz: coeffs")]), "repeat"
+    rows = [_check_row(r, f"newton_schulz: coeffs[{i}]") for i, r in enumerate(coeffs)]
+    if not rows:
+        raise ValueError("newton_schulz: a coefficient table needs at least one row, got none")
+    width = max(len(r) for r in rows)  # lower-degree rows: zero top coefficients
+    return np.asarray([r + (0.0,) * (width - len(r)) for r in rows]), "tail"
+
+
+def check_steps(steps, fn: str = "newton_schulz") -> int | None:
+    """``steps`` as a Python int (``None`` for a traced value); TypeError/ValueError if bad."""
+    if isinstance(steps, jax.core.Tracer):
+        if not jnp.issubdtype(steps.dtype, jnp.integer) or steps.shape != ():
+            raise TypeError(f"{fn}: steps must be an integer scalar, got a traced "
+                            f"{steps.dtype}{list(steps.shape)}")
+        return None
+    if isinstance(steps, np.ndarray | jax.Array) and steps.shape == () and \
+            jnp.issubdtype(steps.dtype, jnp.integer):
+        steps = int(steps)
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer):
+        raise TypeError(f"{fn}: steps must be an int >= 0, got {steps!r}")
+    if steps < 0:
+        raise ValueError(f"{fn}: steps must be >= 0, got {steps}")
+    return int(steps)
+
+
+def row_index(mode: str, i, steps, num_rows: int):
+    """Index of the row used at step ``i`` of ``steps`` (ints or traced ints)."""
+    if mode == "repeat":
+        return 0 * i
+    if mode == "extend_last":
+        return jnp.minimum(i, num_rows - 1) if isinstance(i, jax.Array) else min(i, num_rows - 1)
+    return num_rows - steps + i
+
+
+def resolve_coeffs(coeffs, steps: int) -> tuple[tuple[float, ...], ...]:
+    """Turns a scheme name, one coefficient tuple, or a table into the ``steps`` rows used.
+
+    Args:
+      coeffs: as :func:`coefficient_table`. A table of R rows is used as optax uses one: the
+        last ``steps`` rows (R must be >= steps).
+      steps: number of NS steps q, an int >= 0.
+
+    Returns:
+      A tuple of ``steps`` coefficient tuples, step 0 first.
+
+    Raises:
+      ValueError: for an unknown name (listing the valid ones), a table with fewer than
+        ``steps`` rows, fewer than 2 coefficients, or ``steps < 0``.
+      TypeError: for a non-int ``steps`` or a non-numeric coefficient.
+    """
+    steps = check_steps(steps)
+    if steps is None:
+        raise TypeError("resolve_coeffs: steps must be a concrete int, got a traced value")
+    rows, mode = coefficient_table(coeffs)
+    if mode == "tail" and steps > len(rows):
+        what = f"scheme {coeffs!r}" if isinstance(coeffs, str) else "the coefficient table"
+        raise ValueError(f"newton_schulz: {what} has {len(rows)} rows, so steps must be <= "
+                         f"{len(rows)}, got {steps}")
+    return tuple(tuple(float(c) for c in rows[row_index(mode, i, steps, len(rows))])
+                 for i in range(steps))
 
 
 def _is_table(coeffs) -> bool:
     """True for a sequence of coefficient rows, False for one row of numbers."""
-    if isinstance(coeffs, np.ndarray):
+    if isinstance(coeffs, np.ndarray | jax.Array):
         if coeffs.ndim not in (1, 2):
             raise ValueError("newton_schulz: coeffs must be one tuple or a table of tuples, got "
                              f"an array of shape {coeffs.shape}")
@@ -188,13 +252,9 @@ def _is_table(coeffs) -> bool:
 
 
 def _as_rows(coeffs) -> tuple[tuple[float, ...], ...]:
-    """A name, one row or a table -> tuple of rows (names use their natural length)."""
-    if isinstance(coeffs, str):
-        n = {"polar_express": len(_POLAR_EXPRESS), "dion": len(_DION)}.get(coeffs, 1)
-        return resolve_coeffs(coeffs, n)
-    if _is_table(coeffs):
-        return resolve_coeffs(coeffs, len(list(coeffs)))
-    return resolve_coeffs(coeffs, 1)
+    """Every distinct row a scheme can use (names and tables: all their rows)."""
+    rows, _ = coefficient_table(coeffs)
+    return tuple(tuple(float(c) for c in r) for r in rows)
 
 
 def residual_polynomial(coeffs: Sequence[float]) -> np.ndarray:

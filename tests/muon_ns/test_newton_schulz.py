@@ -171,9 +171,9 @@ def test_ns_diagnostics_against_direct_measurement():
 def test_bad_inputs():
     with pytest.raises(ValueError, match=r"newton_schulz: x must be a matrix .*got shape \(5,\)"):
         muon_ns.newton_schulz(jnp.ones(5))
-    with pytest.raises(TypeError, match=r"real floating dtype, got int32"):
+    with pytest.raises(TypeError, match=r"floating or complex dtype, got int32"):
         muon_ns.newton_schulz(jnp.ones((3, 3), jnp.int32))
-    with pytest.raises(ValueError, match=r"exactly steps=5 rows, got 2"):
+    with pytest.raises(ValueError, match=r"table has 2 rows, so steps must be <= 2, got 5"):
         muon_ns.newton_schulz(jnp.ones((3, 4)), ((1.5, -0.5), (1.5, -0.5)), 5)
     with pytest.raises(ValueError, match=r"unknown scheme 'taylor0'"):
         muon_ns.newton_schulz(jnp.ones((3, 4)), "taylor0", 5)
@@ -189,3 +189,43 @@ def test_bad_inputs():
         muon_ns.polar_svd(jnp.ones(3))
     with pytest.raises(ValueError, match=r"ns_diagnostics: x must be a matrix"):
         muon_ns.ns_diagnostics(jnp.ones(3))
+    with pytest.raises(ValueError, match=r"ns_diagnostics: output has shape \(4, 3\) but x "
+                                         r"has \(3, 4\)"):
+        muon_ns.ns_diagnostics(jnp.ones((3, 4)), output=jnp.ones((4, 3)))
+    with pytest.raises(ValueError, match=r"gram_restart must be an int >= 1, got 0"):
+        muon_ns.newton_schulz(jnp.ones((3, 4)), gram_restart=0)
+
+
+def test_ns_diagnostics_report_nan_as_nan():
+    m = _gauss((6, 10), seed=11)
+    m[2, 3] = np.nan
+    d = muon_ns.ns_diagnostics(jnp.asarray(m), "taylor2", 3)
+    assert all(np.isnan(np.asarray(f)) for f in d), d
+    # a finite input with a non-finite output (the blow-up the diagnostics must show)
+    good = jnp.asarray(_gauss((6, 10), seed=12))
+    bad_out = jnp.full((6, 10), jnp.inf)
+    d = muon_ns.ns_diagnostics(good, "taylor2", 3, output=bad_out)
+    assert np.isnan(np.asarray(d.eps_q)) and np.isnan(np.asarray(d.chi))
+
+
+def test_ns_diagnostics_measure_the_output_given():
+    # The measured eps_q / delta_q are those of the matrix passed as output, not of an ideal
+    # iteration: compare with a float64 NumPy measurement of a perturbed polar factor.
+    rng = np.random.default_rng(13)
+    m = rng.standard_normal((8, 5)) @ rng.standard_normal((5, 14))  # rank 5
+    u, s, vh = np.linalg.svd(m, full_matrices=False)
+    u_r, v_r = u[:, :5], vh[:5].T
+    out = u_r @ v_r.T + 0.05 * rng.standard_normal((8, 14))
+    d = muon_ns.ns_diagnostics(jnp.asarray(m, jnp.float32), "taylor2", 5,
+                               output=jnp.asarray(out, jnp.float32))
+    y = u_r.T @ out
+    np.testing.assert_allclose(d.eps_q, np.linalg.norm(y - v_r.T, 2), rtol=1e-4)
+    np.testing.assert_allclose(d.delta_q, np.abs(np.linalg.eigvalsh(y @ y.T) - 1).max(),
+                               rtol=1e-4)
+    # bfloat16 compute: the measured error is that of the bf16 output, far above the ideal
+    x = jnp.asarray(_gauss((16, 40), seed=14))
+    d16 = muon_ns.ns_diagnostics(x, "taylor2", 12, compute_dtype=jnp.bfloat16)
+    out16 = np.asarray(muon_ns.newton_schulz(x, "taylor2", 12, compute_dtype=jnp.bfloat16),
+                       np.float64)
+    np.testing.assert_allclose(d16.eps_q, np.linalg.norm(out16 - polar_scipy(x), 2), rtol=1e-3)
+    assert float(d16.eps_q) > 10 * float(d16.eps_q_ideal)

@@ -63,7 +63,10 @@ def test_resolve_named_and_tables():
                                        17.300387312530933 / 1.01**5))
     assert len(muon_ns.resolve_coeffs("dion", 3)) == 3
     table = ((1.5, -0.5), (1.875, -1.25, 0.375))
-    assert muon_ns.resolve_coeffs(table, 2) == table
+    assert muon_ns.resolve_coeffs(table, 2) == ((1.5, -0.5, 0.0), (1.875, -1.25, 0.375))
+    # a longer table is used as optax uses one: its last `steps` rows
+    assert muon_ns.resolve_coeffs(table, 1) == ((1.875, -1.25, 0.375),)
+    assert muon_ns.resolve_coeffs("standard", 2) == muon_ns.resolve_coeffs("jordan", 2)
     assert muon_ns.resolve_coeffs("taylor9", 1)[0] == muon_ns.taylor_coeffs(9)
 
 
@@ -74,7 +77,7 @@ def test_bad_inputs():
         muon_ns.taylor_coeffs(1.5)
     with pytest.raises(ValueError, match=r"unknown scheme 'jordon'; valid names are .*'jordan'"):
         muon_ns.resolve_coeffs("jordon", 5)
-    with pytest.raises(ValueError, match=r"exactly steps=3 rows, got 2"):
+    with pytest.raises(ValueError, match=r"table has 2 rows, so steps must be <= 2, got 3"):
         muon_ns.resolve_coeffs(((1.5, -0.5), (1.5, -0.5)), 3)
     with pytest.raises(ValueError, match=r"steps must be >= 0, got -1"):
         muon_ns.resolve_coeffs("taylor1", -1)
