@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from experiments.config import ConfigError
-from experiments.muon_ns import convergence, rank, training
+from experiments.muon_ns import convergence, lm_sweep, rank, training
 from experiments.workdir import Workdir
 
 EXPERIMENTS = ("convergence", "digits", "lm", "rank")
@@ -22,7 +22,8 @@ def run(config, workdir: str | Path) -> dict:
     elif config.experiment == "rank":
         results = rank.run(config, workdir)
     else:
-        results = training.run_task(config, workdir, config.experiment)
+        run_task = training.run_digits if config.experiment == "digits" else lm_sweep.run
+        results = run_task(config, workdir)
         Workdir(workdir).write_results(results)
     lines = [f"# muon_ns / {config.experiment} ({config.tier} tier)", "",
              "| quantity | value |", "|---|---|"]

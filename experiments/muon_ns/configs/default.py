@@ -13,7 +13,7 @@ The claims (``python -m experiments.reproduce --tier standard --only muon_ns``) 
 
 from experiments.config import tiered
 
-# Optimizer grid of the training comparison: name -> settings (fixed before any run).
+# Optimizer grid of the digits comparison (fixed before any run).
 TRAIN_OPTIMIZERS_ALL = (
     "muon_svd,"
     + ",".join(f"muon_ns_k{k}_q{q}" for k in (1, 2) for q in range(1, 6))
@@ -32,7 +32,7 @@ def get_config(variant=None):
             "cond": 1e3,  # condition number of the log-uniform-spectrum matrix
             "num_matrices": 2,  # per kind
         },
-        "train": {  # shared by the digits MLP and the byte LM
+        "train": {  # digits; the LM's non-Muon leaves also use adamw_lr
             "optimizers": TRAIN_OPTIMIZERS_ALL,
             "muon_lr": 0.02,
             "muon_beta": 0.95,
@@ -41,9 +41,9 @@ def get_config(variant=None):
             "adamw_lr": 1e-3,
             "normalization": "frobenius",
             "checkpoint_every": 100,
-            "timing_repeats": 1,
+            "seeds": 3,
         },
-        "digits": {"steps": 600, "batch_size": 128, "hidden": 128, "eval_every": 50},
+        "digits": {"steps": 600, "batch_size": 128, "hidden": 128, "eval_every": 25},
         "lm": {
             "steps": 300,
             "batch_size": 16,
@@ -51,9 +51,18 @@ def get_config(variant=None):
             "d_model": 64,
             "num_layers": 2,
             "num_heads": 4,
-            "eval_every": 50,
+            "eval_every": 25,
             "eval_batches": 8,
             "max_train_bytes": 2_000_000,
+            "kappa": 2,  # Taylor degree of every NS run
+            "qs": (1, 2, 3, 5, 8, 12),
+            "normalizations": "frobenius,max1_frobenius",
+            "muon_lrs": (0.01, 0.02, 0.04),  # each optimizer's grid; best on selection_seed
+            "sgdm_lrs": (0.05, 0.1, 0.2),
+            "adamw_lrs": (1e-3, 3e-3, 1e-2),
+            "selection_seed": 100,
+            "seeds": 4,  # evaluation seeds selection_seed + 1 ...
+            "margin": 0.01,  # relative gap to SVD counted as "as good"
         },
         "rank": {
             "ranks": (1, 2, 4, 8, 16, 32, 64),
@@ -67,44 +76,47 @@ def get_config(variant=None):
             "eval_every": 10,
         },
     }
-    quick_opts = "muon_svd,muon_ns_k2_q1,muon_ns_k2_q3,muon_ns_k2_q5,sgdm,adamw"
     tiers = {
         "quick": {
             "convergence.shape": (32, 64),
             "convergence.num_matrices": 1,
-            "train.optimizers": quick_opts,
+            "train.optimizers": "muon_svd,muon_ns_k2_q1,muon_ns_k2_q3,muon_ns_k2_q5,sgdm,adamw",
+            "train.seeds": 1,
             "digits.steps": 100,
             "digits.hidden": 64,
-            "digits.eval_every": 25,
             "lm.steps": 20,
             "lm.seq_len": 64,
-            "lm.d_model": 64,
             "lm.num_layers": 1,
             "lm.eval_every": 10,
             "lm.eval_batches": 2,
             "lm.max_train_bytes": 300_000,
-            "train.optimizers_lm": "muon_svd,muon_ns_k2_q3,adamw",
+            "lm.qs": (1, 5),
+            "lm.normalizations": "frobenius",
+            "lm.muon_lrs": (0.02,),
+            "lm.sgdm_lrs": (0.1,),
+            "lm.adamw_lrs": (3e-3,),
+            "lm.seeds": 2,
             "rank.ranks": (1, 4, 16, 64),
             "rank.max_steps": 1500,
             "rank.seeds": 1,
         },
         "standard": {
             "convergence.shape": (128, 256),
-            "train.optimizers_lm": "muon_svd,muon_ns_k1_q3,muon_ns_k1_q5,muon_ns_k2_q1,"
-                                   "muon_ns_k2_q3,muon_ns_k2_q5,sgdm,adamw",
         },
         "full": {
             "convergence.shape": (1024, 4096),
-            "train.optimizers_lm": TRAIN_OPTIMIZERS_ALL,
+            "train.seeds": 5,
             "digits.steps": 3000,
             "digits.hidden": 512,
             "lm.steps": 5000,
             "lm.d_model": 256,
             "lm.num_layers": 4,
             "lm.max_train_bytes": 4_000_000,
+            "lm.qs": (1, 2, 3, 4, 5, 6, 8, 10, 12, 16),
+            "lm.muon_lrs": (0.005, 0.01, 0.02, 0.04, 0.08),
+            "lm.seeds": 8,
             "rank.seeds": 5,
             "rank.max_steps": 10000,
         },
     }
-    base["train"]["optimizers_lm"] = TRAIN_OPTIMIZERS_ALL
     return tiered(base, tiers, variant)
