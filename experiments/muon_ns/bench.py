@@ -7,6 +7,11 @@
    ``optax.contrib.muon(lr)`` (same settings, same dimension numbers) on the parameter
    shapes of a GPT-2-small-like transformer (``--layers`` x ``--width``; 12 x 768 by
    default), reported as a ratio (< 1: muon_ns is faster).
+3. The Gram form of the NS iteration against the direct one at the shapes where
+   ``method="auto"`` picks it (long side >= ``muon_ns.GRAM_MIN_ASPECT`` x short side), for
+   q = 5 and 10: alternating timed rounds in one process, median times and their ratio, beside
+   each path's error against the SVD polar factor on a rank-deficient matrix of that shape
+   (the input that blew the unrestarted Gram form up) and a Gaussian one.
 2. Newton-Schulz (q = 5, Jordan's quintic) vs ``polar_svd`` vs optax's orthogonalizer for
    each shape and dtype, with achieved TFLOP/s (4 m^2 n + 2 m^3 per step, m <= n) and the
    percentage of the dense-matmul peak this script measures itself, plus the batched case:
@@ -35,6 +40,8 @@ import muon_ns
 
 GPU_SHAPES = "1024x1024,1024x4096,4096x4096,4096x16384"
 CPU_SHAPES = "256x256,256x1024,1024x1024"
+GRAM_GPU_SHAPES = "1024x4096,1024x8192,4096x16384"
+GRAM_CPU_SHAPES = "128x512,128x1024,64x2048,256x1024"
 
 
 def _time(fn, *args, repeats: int) -> float:
@@ -95,7 +102,7 @@ def bench_update(args) -> dict:
         # OPTAX_COMPAT: optax's exact operation order, same-shape layers batched
         "muon_ns_compat": muon_ns.muon(1e-3, weight_dimension_numbers=dims,
                                        **muon_ns.OPTAX_COMPAT),
-        # the same settings with the Gram-matrix NS iteration for n > 1.5 m (the default)
+        # the same settings with the Gram-matrix NS iteration where auto picks it
         "muon_ns_auto": muon_ns.muon(1e-3, weight_dimension_numbers=dims,
                                      **dict(muon_ns.OPTAX_COMPAT, ns_method="auto")),
     }
@@ -168,6 +175,52 @@ def bench_ns(args) -> list[dict]:
     return rows
 
 
+def _alternating(fns: dict, *args, repeats: int) -> dict[str, float]:
+    """Median wall seconds of each function, timed in alternating rounds after a warm-up."""
+    for f in fns.values():
+        jax.block_until_ready(f(*args))
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, f in fns.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(f(*args))
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def bench_gram(args) -> list[dict]:
+    """Gram vs direct NS at the shapes where ``auto`` picks Gram: speed and accuracy."""
+    rows = []
+    rng = np.random.default_rng(0)
+    for shape in args.gram_shapes.split(","):
+        m, n = (int(v) for v in shape.split("x"))
+        if n < muon_ns.GRAM_MIN_ASPECT * m:
+            raise ValueError(f"--gram-shapes: {shape} is not one where auto picks the Gram form "
+                             f"(needs n >= {muon_ns.GRAM_MIN_ASPECT} m)")
+        inputs = {"gaussian": rng.standard_normal((m, n)),
+                  "rank_deficient": rng.standard_normal((m, max(1, m // 8)))
+                  @ rng.standard_normal((max(1, m // 8), n))}
+        for q in (5, 10):
+            fns = {meth: jax.jit(lambda a, meth=meth, q=q: muon_ns.newton_schulz(
+                a, "polar_express", q, method=meth)) for meth in ("direct", "gram")}
+            x = jnp.asarray(inputs["gaussian"], jnp.float32)
+            t = _alternating(fns, x, repeats=args.repeats)
+            row = {"kind": "gram_vs_direct", "shape": shape, "q": q, "scheme": "polar_express",
+                   "direct_s": t["direct"], "gram_s": t["gram"],
+                   "gram_speedup": t["direct"] / t["gram"]}
+            for name, mat in inputs.items():
+                u, s, vh = np.linalg.svd(mat, full_matrices=False)
+                r = int(np.sum(s > 1e-6 * s[0]))
+                for meth, f in fns.items():
+                    out = np.asarray(f(jnp.asarray(mat, jnp.float32)), np.float64)
+                    row[f"{name}_{meth}_finite"] = bool(np.all(np.isfinite(out)))
+                    row[f"{name}_{meth}_range_error"] = float(np.linalg.norm(
+                        u[:, :r].T @ out - vh[:r], 2)) if row[f"{name}_{meth}_finite"] else None
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
 def main(argv=None):
     backend = jax.default_backend()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -186,14 +239,17 @@ def main(argv=None):
     parser.add_argument("--width", type=int, default=768)
     parser.add_argument("--vocab", type=int, default=50304)
     parser.add_argument("--ctx", type=int, default=1024)
-    parser.add_argument("--skip", default="", help="comma list of parts to skip: update,ns")
+    parser.add_argument("--gram-shapes",
+                        default=GRAM_CPU_SHAPES if backend == "cpu" else GRAM_GPU_SHAPES)
+    parser.add_argument("--skip", default="",
+                        help="comma list of parts to skip: update,ns,gram")
     args = parser.parse_args(argv)
     for name in ("repeats", "batch", "layers", "width", "peak_n"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     skip = set(filter(None, args.skip.split(",")))
-    if skip - {"update", "ns"}:
-        parser.error(f"--skip takes update and/or ns, got {args.skip!r}")
+    if skip - {"update", "ns", "gram"}:
+        parser.error(f"--skip takes update, ns and/or gram, got {args.skip!r}")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {"backend": backend, "device": str(jax.devices()[0].device_kind),
@@ -203,6 +259,8 @@ def main(argv=None):
         print(json.dumps(results["update"]), flush=True)
     if "ns" not in skip:
         results["ns"] = bench_ns(args)
+    if "gram" not in skip:
+        results["gram"] = bench_gram(args)
     tmp = out_dir / "results.json.tmp"
     tmp.write_text(json.dumps(results, indent=2))
     os.replace(tmp, out_dir / "results.json")

@@ -120,10 +120,12 @@ def run(config, workdir: str | Path) -> dict:
     task = lm_task(config)
     names = optimizer_names(lc)
 
+    compiled: dict = {}  # one compiled step per optimizer family (lr and q are injected)
+
     def one(name, lr, seed, stage):
         return train_one(task, name, lr, seed, lc.steps, lc.eval_every, tc,
                          root / stage / f"{name}_lr{lr:g}_seed{seed}", diagnostics=True,
-                         label=f"lm/{stage}/{name}/lr{lr:g}/seed{seed}")
+                         label=f"lm/{stage}/{name}/lr{lr:g}/seed{seed}", compiled=compiled)
 
     chosen, selection = {}, {}
     for name in names:

@@ -78,20 +78,31 @@ def make_optimizer(name: str, lr: float, tc, dims, *, diagnostics: bool = False
                    ) -> optax.GradientTransformation:
     """The optimizer ``name`` at learning rate ``lr`` with the config's other settings.
 
-    Muon's non-matrix leaves go to AdamW at ``tc.adamw_lr``.
+    Built with ``optax.inject_hyperparams``, so the learning rate and, for Muon-NS, the step
+    count q live in the state (``state.hyperparams``): runs that differ only in them share one
+    compiled training step. Muon's non-matrix leaves go to AdamW at ``tc.adamw_lr``.
     """
     spec = parse_optimizer(name)
     common = dict(beta=tc.muon_beta, weight_dimension_numbers=dims,
                   adam_learning_rate=tc.adamw_lr)
     if spec.kind == "svd":
-        return muon_ns.muon(lr, orthogonalizer="svd", **common)
+        return optax.inject_hyperparams(muon_ns.muon)(lr, orthogonalizer="svd", **common)
     if spec.kind == "ns":
-        return muon_ns.muon(lr, scheme=f"taylor{spec.kappa}", ns_steps=spec.q,
-                            normalization=spec.normalization or tc.normalization,
-                            diagnostics=diagnostics, **common)
+        return optax.inject_hyperparams(muon_ns.muon)(
+            lr, scheme=f"taylor{spec.kappa}", ns_steps=spec.q,
+            normalization=spec.normalization or tc.normalization, diagnostics=diagnostics,
+            **common)
     if spec.kind == "sgdm":
-        return muon_ns.sgd_momentum(lr, tc.sgdm_beta)
-    return optax.adamw(lr)
+        return optax.inject_hyperparams(muon_ns.sgd_momentum)(lr, tc.sgdm_beta)
+    return optax.inject_hyperparams(optax.adamw)(lr)
+
+
+def _family(name: str, tc) -> tuple:
+    """Optimizers that differ only in injected hyperparameters share a compiled step."""
+    spec = parse_optimizer(name)
+    if spec.kind == "ns":
+        return ("ns", spec.kappa, spec.normalization or tc.normalization)
+    return (spec.kind,)
 
 
 def default_lr(name: str, tc) -> float:
@@ -192,9 +203,12 @@ def _eps_stats(opt_state) -> tuple[jax.Array, jax.Array]:
 
 
 def train_one(task: Task, name: str, lr: float, seed: int, steps: int, eval_every: int, tc,
-              workdir: Path, *, diagnostics: bool = False, label: str | None = None
-              ) -> list[dict]:
+              workdir: Path, *, diagnostics: bool = False, label: str | None = None,
+              compiled: dict | None = None) -> list[dict]:
     """Trains one optimizer from ``task.init(seed)`` on the batches of ``seed``.
+
+    ``compiled`` (a dict the caller keeps) holds the compiled training chunk of each optimizer
+    family, so runs that differ in seed, learning rate or q compile once.
 
     Returns the run's records ``[{step, val_loss, wall_s, train_loss[, eps_q_mean,
     eps_q_max]}]`` (step 0 first). A finished run is read back, not retrained.
@@ -207,26 +221,16 @@ def train_one(task: Task, name: str, lr: float, seed: int, steps: int, eval_ever
     params = task.init(seed)
     init = {"params": params, "opt_state": opt.init(params), "key": jax.random.key(seed),
             "wall_s": jnp.zeros([], jnp.float32)}
-
-    def chunk(state):
-        def one(carry, _):
-            p, s, key = carry
-            key, sub = jax.random.split(key)
-            loss, g = jax.value_and_grad(task.loss_fn)(p, task.batch_fn(sub))
-            u, s = opt.update(g, s, p)
-            return (optax.apply_updates(p, u), s, key), loss
-
-        (p, s, key), losses = jax.lax.scan(one, (state["params"], state["opt_state"],
-                                                 state["key"]), None, length=eval_every)
-        return ({"params": p, "opt_state": s, "key": key, "wall_s": state["wall_s"]},
-                jnp.mean(losses), _eps_stats(s))
-
     ckpt = Checkpointer(workdir / "checkpoints", save_every=max(tc.checkpoint_every, 1))
     state, start = ckpt.restore_or(init)
     wd.truncate_metrics(start)
     if start < steps:
-        chunk_c = jax.jit(chunk).lower(state).compile()  # compile outside the timed region
-        eval_c = jax.jit(task.eval_fn)
+        compiled = {} if compiled is None else compiled
+        key = (_family(name, tc), eval_every, diagnostics)
+        if key not in compiled:  # compile outside the timed region
+            compiled[key] = (jax.jit(_chunk_fn(task, opt, eval_every)).lower(state).compile(),
+                             jax.jit(task.eval_fn))
+        chunk_c, eval_c = compiled[key]
         if start == 0:
             wd.log_metrics(0, val_loss=float(eval_c(state["params"])), wall_s=0.0)
         progress = Progress(steps, name=label or name, interval_s=30.0, start_step=start)
@@ -254,6 +258,23 @@ def train_one(task: Task, name: str, lr: float, seed: int, steps: int, eval_ever
         ckpt.save(steps, state)
     ckpt.close()
     return list(wd.read_metrics())
+
+
+def _chunk_fn(task: Task, opt, eval_every: int):
+    """``eval_every`` jitted training steps: (state) -> (state, mean loss, eps stats)."""
+    def chunk(state):
+        def one(carry, _):
+            p, s, key = carry
+            key, sub = jax.random.split(key)
+            loss, g = jax.value_and_grad(task.loss_fn)(p, task.batch_fn(sub))
+            u, s = opt.update(g, s, p)
+            return (optax.apply_updates(p, u), s, key), loss
+
+        (p, s, key), losses = jax.lax.scan(one, (state["params"], state["opt_state"],
+                                                 state["key"]), None, length=eval_every)
+        return ({"params": p, "opt_state": s, "key": key, "wall_s": state["wall_s"]},
+                jnp.mean(losses), _eps_stats(s))
+    return chunk
 
 
 def best_val(records: list[dict]) -> tuple[float, int]:
@@ -333,11 +354,13 @@ def run_digits(config, workdir: str | Path) -> dict:
                          f"({dc.eval_every})")
     root = Path(workdir)
     records: dict[str, list[list[dict]]] = {n: [] for n in names}
+    compiled: dict = {}
     for s in range(tc.seeds):
         for name in names:
             records[name].append(train_one(
                 task, name, default_lr(name, tc), config.seed + s, dc.steps, dc.eval_every, tc,
-                root / "digits" / name / f"seed{s}", label=f"digits/{name}/seed{s}"))
+                root / "digits" / name / f"seed{s}", label=f"digits/{name}/seed{s}",
+                compiled=compiled))
     results = judge_digits(records)
     results.update({f"data_{k}": v for k, v in task.info.items()})
     wd = Workdir(root)
