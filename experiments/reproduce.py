@@ -357,8 +357,9 @@ def render_report(
         + (f", {pending} not yet run (interrupted or in progress)." if pending else "."),
         "",
         "Held means the claim's direction held at this tier's scale; numbers are as measured. "
-        "Wall times were measured on the machine above, shared with whatever else ran there; "
-        "a claim that compares wall times repeats its timings and says so.",
+        "Wall times come from the machine above and include whatever else ran there (see its "
+        "load average); a claim whose criterion compares wall times says in its summary how "
+        "often it repeated the timings.",
         "",
     ]
     groups: list[tuple[tuple[str, str], list[Mapping[str, Any]]]] = []
