@@ -184,22 +184,30 @@ class Checkpointer:
         if step is None:
             raise FileNotFoundError(f"Checkpointer: no checkpoint in {self.directory}")
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _encode(template))
+
+        def unfit(reason: str) -> ValueError:
+            return ValueError(
+                f"Checkpointer: checkpoint {step} in {self.directory} does not fit the state "
+                f"being restored: {reason}; was the run started with a different model or "
+                "config?")
+
+        # Compare structure and shapes with the stored metadata first: orbax would otherwise
+        # start reading arrays it then cannot place, and explain it in a long traceback.
+        found = self._mismatch_with(step, abstract)
+        if found:
+            raise unfit(found)
         try:
             restored = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
         except (ValueError, KeyError, TypeError) as e:
-            raise ValueError(
-                f"Checkpointer: checkpoint {step} in {self.directory} does not fit the state "
-                f"being restored: {self._explain(step, abstract, e)}; was the run started "
-                "with a different model or config?") from e
+            raise unfit(str(e).strip().splitlines()[0]) from e
         return _decode(template, restored)
 
-    def _explain(self, step: int, abstract: Any, error: Exception) -> str:
+    def _mismatch_with(self, step: int, abstract: Any) -> str | None:
         try:
             meta = ocp.StandardCheckpointHandler().metadata(self.directory / str(step) / "default")
-            found = _mismatch(abstract, meta.tree)
-        except Exception:  # noqa: BLE001 - the explanation is best effort
-            found = None
-        return found or str(error).strip().splitlines()[0]
+            return _mismatch(abstract, meta.tree)
+        except Exception:  # noqa: BLE001 - best effort; orbax's own check still runs
+            return None
 
     def restore_or(self, init_state: Any) -> tuple[Any, int]:
         """Returns ``(latest checkpoint, its step)`` or ``(init_state, 0)`` when there is none."""
