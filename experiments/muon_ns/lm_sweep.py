@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from experiments.config import check, positive
 from experiments.muon_ns.training import (
     best_val,
     lm_task,
@@ -104,18 +103,7 @@ def judge(best: dict[str, list[float]], eps: dict[str, float], lc) -> dict:
 
 def run(config, workdir: str | Path) -> dict:
     """Selects each optimizer's learning rate, runs the seeds, plots, judges."""
-    lc, tc = config.lm, config.train
-    check(config, {"lm.steps": positive, "lm.eval_every": positive, "lm.seeds": positive,
-                   "lm.margin": positive})
-    if lc.steps % lc.eval_every:
-        raise ValueError(f"lm.steps ({lc.steps}) must be a multiple of lm.eval_every "
-                         f"({lc.eval_every})")
-    if not lc.qs or min(lc.qs) < 1:
-        raise ValueError(f"lm.qs must be a non-empty tuple of q >= 1, got {lc.qs}")
-    bad = [n for n in lc.normalizations.split(",") if n not in _SHORT]
-    if bad:
-        raise ValueError(f"lm.normalizations: unknown {bad}; expected a comma-separated subset "
-                         f"of {list(_SHORT)}")
+    lc, tc = config.lm, config.train  # values checked by the config's RULES and validate
     root = Path(workdir) / "lm"
     task = lm_task(config)
     names = optimizer_names(lc)

@@ -27,7 +27,6 @@ from flax import nnx
 
 import muon_ns
 from experiments.checkpoint import Checkpointer
-from experiments.config import check, positive
 from experiments.muon_ns.models import MLP, ByteLM, digits_data, stdlib_bytes
 from experiments.progress import Progress
 from experiments.workdir import Workdir
@@ -344,8 +343,6 @@ def judge_digits(records: dict[str, list[list[dict]]], tolerance: float = 0.02,
 
 def run_digits(config, workdir: str | Path) -> dict:
     """Every ``train.optimizers`` entry on digits for ``train.seeds`` seeds; plots, judges."""
-    check(config, {"train.muon_lr": positive, "train.sgdm_lr": positive,
-                   "train.adamw_lr": positive, "train.seeds": positive})
     tc, dc = config.train, config.digits
     task = digits_task(config)
     names = parse_optimizers(tc.optimizers)

@@ -124,7 +124,8 @@ def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path):
     cfg = _cfg(**{"experiment": "digits", "train.optimizers": "sgdm",
                   "train.sgdm_lr": 1e30, "digits.steps": 40, "digits.eval_every": 5,
                   "digits.hidden": 8, "train.checkpoint_every": 5})
-    with pytest.raises(FloatingPointError, match=r"digits/sgdm/seed0: non-finite loss at step (\d+).*"
+    with pytest.raises(FloatingPointError,
+                       match=r"digits/sgdm/seed0: non-finite loss at step (\d+).*"
                        r"last good checkpoint \(step (\d+|None)\)"):
         run.run(cfg, tmp_path)
     ckpts = tmp_path / "digits" / "sgdm" / "seed0" / "checkpoints"
@@ -134,10 +135,10 @@ def test_non_finite_loss_stops_and_keeps_checkpoint(tmp_path):
 def test_bad_config(tmp_path):
     with pytest.raises(ValueError, match=r"unknown optimizer\(s\) \['lion'\]"):
         training.parse_optimizers("muon_svd,lion")
-    with pytest.raises(ValueError, match=r"lm.normalizations: unknown \['l2'\]"):
-        lm_sweep.run(_cfg(**{"experiment": "lm", "lm.normalizations": "l2"}), tmp_path)
-    with pytest.raises(ValueError, match=r"lm.qs must be a non-empty tuple of q >= 1"):
-        lm_sweep.run(_cfg(**{"experiment": "lm", "lm.qs": (0, 1)}), tmp_path)
+    with pytest.raises(ValueError, match=r"config.lm.normalizations"):
+        _cfg(**{"experiment": "lm", "lm.normalizations": "l2"})
+    with pytest.raises(ValueError, match=r"config.lm.qs"):
+        _cfg(**{"experiment": "lm", "lm.qs": (0, 1)})
     with pytest.raises(ValueError, match=r"config.experiment must be one of"):
         run.run(_cfg(experiment="nope"), tmp_path)
     with pytest.raises(ValueError, match=r"ranks must be <= dim=8"):
