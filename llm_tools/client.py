@@ -427,7 +427,8 @@ class OpenAIEmbedder:
     Args:
       base_url: e.g. ``http://127.0.0.1:8000/v1``.
       model: the embedding model's name (``all-MiniLM-L6-v2`` on ``llm_tools.serve``).
-      dim: the width if known; otherwise asked of the server with one short text on first use.
+      dim: the width if known; otherwise learnt from the first response (or, if ``dim`` is read
+        first, from embedding one short text).
       api_key, timeout, max_retries, backoff, max_concurrency, cache_dir: as
         :class:`OpenAISampler`.
     """
@@ -482,4 +483,5 @@ class OpenAIEmbedder:
         if self._dim is not None and vecs.shape[1] != self._dim:
             raise _malformed("OpenAIEmbedder", url, f"embeddings have {vecs.shape[1]} "
                              f"dimensions, expected {self._dim}")
+        self._dim = int(vecs.shape[1])
         return (vecs / norms).astype(np.float32)

@@ -493,3 +493,39 @@ def test_bad_client_arguments():
         seed_from_key(0)
     with pytest.raises(TypeError, match=r"seed_from_key: key must be a single typed key.*\(2,\)"):
         seed_from_key(jax.random.split(jax.random.key(0), 2))
+
+
+def test_embeddings_served_by_minilm(tiny):
+    import base64
+
+    from llm_tools.embedder import MiniLMEmbedder
+    from llm_tools.fetch import find_minilm
+
+    if find_minilm() is None:
+        pytest.skip("all-MiniLM-L6-v2 not fetched; run `python -m llm_tools.fetch minilm`")
+    local, _, _ = tiny
+    minilm = MiniLMEmbedder.from_pretrained()
+    srv, url = _start(OpenAIServer(local, embedder=minilm))
+    try:
+        texts = ["A man plays a guitar.", "Someone is playing music.", "Stocks fell."]
+        remote = OpenAIEmbedder(url, "all-MiniLM-L6-v2")
+        got = remote.embed(texts)
+        np.testing.assert_allclose(got, minilm.embed(texts), atol=1e-6)
+        assert remote.dim == 384 and remote.requests_sent == 1
+        status, out = _json(url, "/embeddings", {"model": "all-MiniLM-L6-v2", "input": texts,
+                                                 "encoding_format": "base64"})
+        assert status == 200
+        dec = [np.frombuffer(base64.b64decode(d["embedding"]), "<f4") for d in out["data"]]
+        np.testing.assert_allclose(np.stack(dec), got, atol=1e-6)
+        ntok = sum(len(x) for x in minilm.tokenize(texts))
+        assert out["usage"] == {"prompt_tokens": ntok, "total_tokens": ntok}
+        for body, pattern in [({"input": [[1, 2]]}, "token-id input is not supported"),
+                              ({"input": "a", "dimensions": 64}, "only the model's dimension"),
+                              ({"input": []}, "non-empty list")]:
+            status, out = _json(url, "/embeddings", {"model": "all-MiniLM-L6-v2", **body})
+            assert status == 400 and pattern in out["error"]["message"], out
+        status, out = _json(url, "/completions", {"model": "all-MiniLM-L6-v2", "prompt": "a"})
+        assert status == 400 and "embedding model" in out["error"]["message"]
+    finally:
+        srv.shutdown()
+        srv.server_close()
