@@ -4,6 +4,8 @@ interfaces over an OpenAI-compatible HTTP server.
 Works against ``python -m llm_tools.serve``, vLLM, llama.cpp's server and the OpenAI API (as
 far as each supports a feature: token ids need ``return_token_ids``, scoring needs ``echo``).
 
+- ``encode`` / ``decode`` use the server's ``/tokenize`` / ``/detokenize`` (vLLM's routes, which
+  ``llm_tools.serve`` has too), for id-level work with ``generate_ids`` and ``logprobs_ids``.
 - One request per call where the API allows: ``generate`` sends every prompt in one
   ``/v1/completions`` request (``prompt`` as a list of strings, or of token-id lists for
   ``generate_ids``), ``logprobs`` scores every pair in one ``echo`` request, ``embed`` sends
@@ -213,6 +215,7 @@ class OpenAISampler:
                              max_retries=max_retries, backoff=backoff,
                              max_concurrency=max_concurrency, cache_dir=cache_dir)
         self.name = model
+        self._tok_transport = None
 
     @property
     def base_url(self) -> str:
@@ -226,6 +229,38 @@ class OpenAISampler:
     def requests_sent(self) -> int:
         """HTTP requests actually sent (cache hits excluded)."""
         return self._t.requests_sent
+
+    # -- token ids ----------------------------------------------------------------------------
+    def _root_post(self, path, payload):
+        """POST to ``path`` beside ``/v1`` (vLLM's ``/tokenize`` and ``/detokenize``)."""
+        root = self._t.base_url[:-3] if self._t.base_url.endswith("/v1") else self._t.base_url
+        t = self._tok_transport
+        if t is None:
+            t = self._tok_transport = _Transport(
+                "OpenAISampler", root, self._t.model, api_key=self._t.api_key,
+                timeout=self._t.timeout, max_retries=self._t.max_retries,
+                backoff=self._t.backoff, max_concurrency=self._t.max_concurrency,
+                cache_dir=self._t.cache_dir)
+        return t.post(path, payload), t.url(path)
+
+    def encode(self, text: str) -> list[int]:
+        """The token ids the server makes of ``text`` (``POST /tokenize``, as vLLM has it)."""
+        if not isinstance(text, str):
+            raise TypeError(f"OpenAISampler.encode: text must be str, got {type(text).__name__}")
+        out, url = self._root_post("tokenize", {"prompt": text})
+        ids = out.get("tokens")
+        if not isinstance(ids, list) or not all(isinstance(t, int) for t in ids):
+            raise _malformed("OpenAISampler", url, f"expected token ids, got {ids!r:.200}")
+        return ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of token ids (``POST /detokenize``, as vLLM has it)."""
+        ids = _ids_arg("OpenAISampler.decode", "ids", [ids])[0] if len(ids) else []
+        out, url = self._root_post("detokenize", {"tokens": ids})
+        text = out.get("prompt")
+        if not isinstance(text, str):
+            raise _malformed("OpenAISampler", url, f"expected text, got {text!r:.200}")
+        return text
 
     # -- response parsing ---------------------------------------------------------------------
     def _choices(self, out, url, n):

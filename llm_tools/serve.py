@@ -6,7 +6,8 @@
 
 Endpoints: ``GET /v1/models`` (and ``/v1/models/{id}``), ``POST /v1/completions``,
 ``POST /v1/chat/completions``, ``POST /v1/embeddings`` (served by the :class:`Embedder`,
-all-MiniLM-L6-v2 by default) and ``GET /health``. The first line printed is
+all-MiniLM-L6-v2 by default), ``POST /tokenize`` and ``POST /detokenize`` (vLLM's shapes) and
+``GET /health``. The first line printed is
 ``listening on http://HOST:PORT``.
 
 Requests (the OpenAI shapes; what differs is said here):
@@ -106,6 +107,8 @@ CHAT_PARAMS = frozenset({
     "stream", "stream_options", "logprobs", "top_logprobs", "stop", "seed", "user",
     "presence_penalty", "frequency_penalty", "logit_bias", "top_k", "return_token_ids"})
 EMBEDDING_PARAMS = frozenset({"model", "input", "encoding_format", "dimensions", "user"})
+TOKENIZE_PARAMS = frozenset({"model", "prompt", "add_special_tokens"})
+DETOKENIZE_PARAMS = frozenset({"model", "tokens"})
 
 
 class APIError(Exception):
@@ -468,7 +471,8 @@ class OpenAIServer:
             elif method == "POST":
                 routes = {"/v1/completions": self.completions,
                           "/v1/chat/completions": self.chat_completions,
-                          "/v1/embeddings": self.embeddings}
+                          "/v1/embeddings": self.embeddings,
+                          "/tokenize": self.tokenize, "/detokenize": self.detokenize}
                 if path in routes:
                     if not isinstance(body, Mapping):
                         raise _bad("The request body must be a JSON object", code="invalid_json")
@@ -775,6 +779,30 @@ class OpenAIServer:
                 yield {**head, "choices": [], "usage": self._usage([ids], choices)}
 
         return gen()
+
+    # -- /tokenize, /detokenize (vLLM's shapes) -------------------------------------------------
+    def tokenize(self, body: Mapping):
+        """``{"model", "prompt"}`` -> ``{"tokens", "count", "max_model_len"}``; the ids a text
+        prompt becomes on ``/v1/completions`` (BOS included when the model adds one)."""
+        _check_params(body, TOKENIZE_PARAMS)
+        self._check_model(body, "lm")
+        prompt = _get(body, "prompt", "str", required=True)
+        add = _get(body, "add_special_tokens", "bool", True)
+        ids = self.sampler.tokenizer.encode(prompt, add_bos=self.sampler.add_bos and add)
+        return {"tokens": ids, "count": len(ids),
+                "max_model_len": self.sampler.model.config.max_seq_len}
+
+    def detokenize(self, body: Mapping):
+        """``{"model", "tokens"}`` -> ``{"prompt"}`` (special tokens skipped)."""
+        _check_params(body, DETOKENIZE_PARAMS)
+        self._check_model(body, "lm")
+        ids = body.get("tokens")
+        vocab = self.sampler.model.config.vocab_size
+        if not isinstance(ids, list) or not all(
+                isinstance(t, int) and not isinstance(t, bool) and 0 <= t < vocab for t in ids):
+            raise _bad(f"Invalid value for 'tokens': expected a list of token ids in [0, "
+                       f"{vocab})", param="tokens")
+        return {"prompt": self.sampler.tokenizer.decode(ids)}
 
     # -- /v1/embeddings -------------------------------------------------------------------------
     def embeddings(self, body: Mapping):

@@ -103,6 +103,11 @@ def test_generate_ids_resample_match_in_process(tiny, tmp_path):
     _same(client.resample("the", 2, key=key, **kw), local.resample("the", 2, key=key, **kw))
     with pytest.raises(ValueError, match=r"HTTP 400.*token ids outside \[0, 259\)"):
         client.generate_ids([[1, 300]], key=key, max_new_tokens=2)
+    # id-level work through /tokenize and /detokenize
+    assert client.encode("héllo") == local.tokenizer.encode("héllo")
+    assert client.decode([104, 195, 169]) == "hé" and client.decode([]) == ""
+    with pytest.raises(ValueError, match="HTTP 400.*'tokens'"):
+        client.decode([999])
 
 
 def test_logprobs_and_chat_match_in_process(tiny):
