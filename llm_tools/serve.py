@@ -253,8 +253,11 @@ def _sampling(body, config: ServerConfig) -> _Sampling:
         raise _bad(f"Unrecognized stream_options: {', '.join(unknown)}",
                    param="stream_options", code="unknown_parameter")
     include_usage = _get(opts, "include_usage", "bool", False)
+    top_p = float(_get(body, "top_p", "num", 1.0, lo=0, hi=1))
+    if top_p <= 0:  # a bad row must never reach (and fail) a shared batch
+        raise _bad("Invalid value for 'top_p': must lie in (0, 1], got 0", param="top_p")
     return _Sampling(max_new=None, temperature=float(_get(body, "temperature", "num", 1.0, lo=0)),
-                     top_p=float(_get(body, "top_p", "num", 1.0, lo=0)), top_k=max(0, top_k),
+                     top_p=top_p, top_k=max(0, top_k),
                      n=n, stop=stop, key=key_from_seed(seed), stream=stream,
                      include_usage=include_usage,
                      return_token_ids=_get(body, "return_token_ids", "bool", False))

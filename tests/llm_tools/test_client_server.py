@@ -290,6 +290,8 @@ def test_models_and_cli_server():
      "invalid_request_error", "only allowed when 'stream' is true"),
     ("/completions", {"model": "tiny-random", "prompt": "a", "presence_penalty": 0.5}, 400,
      "invalid_request_error", "only 0 is supported"),
+    ("/completions", {"model": "tiny-random", "prompt": "a", "top_p": 0}, 400,
+     "invalid_request_error", "'top_p': must lie in \\(0, 1\\]"),
     ("/completions", {"model": "tiny-random", "prompt": "a", "logprobs": 21}, 400,
      "invalid_request_error", "outside \\[0, 20\\]"),
     ("/chat/completions", {"model": "tiny-random", "messages": [{"role": "user",
