@@ -48,8 +48,9 @@ Requests (the OpenAI shapes; what differs is said here):
   queue is full; retry).
 
 Batching: request threads validate, tokenize and queue their rows (prompt ids, key, budget,
-temperature, top-p, top-k); one worker takes whatever arrived within ``--batch-window-ms`` of
-the first, up to ``--max-rows`` rows, and samples all of them in one call of
+temperature, top-p, top-k); one worker takes a burst of requests (each arriving less than
+``--batch-window-ms`` after the previous one, for at most ``--max-wait-ms`` after the first, up
+to ``--max-rows`` rows) and samples all of them in one call of
 :func:`~llm_tools.sampling.generate_tokens` (each row with its own key and parameters, so a
 batched request returns exactly what it returns alone). The queue holds at most
 ``--max-queue`` requests; more get 503. Nothing holds a lock around generation; scoring,
@@ -136,7 +137,8 @@ class ServerConfig:
     Attributes:
       max_n: largest ``n`` accepted.
       max_rows: rows (prompt × sample) sampled together in one decode loop.
-      batch_window_s: how long the worker waits after a request for others to join its batch.
+      batch_window_s: a batch stays open while requests keep arriving less than this apart...
+      max_wait_s: ...but no longer than this after its first request.
       max_queue: requests waiting at most; more are answered 503.
       max_logprobs: largest ``logprobs`` / ``top_logprobs``.
       max_body_bytes: largest request body.
@@ -144,7 +146,8 @@ class ServerConfig:
 
     max_n: int = 16
     max_rows: int = 32
-    batch_window_s: float = 0.01
+    batch_window_s: float = 0.02
+    max_wait_s: float = 0.25
     max_queue: int = 64
     max_logprobs: int = 20
     max_body_bytes: int = 16 << 20
@@ -154,9 +157,10 @@ class ServerConfig:
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise ValueError(f"ServerConfig: {f} must be a positive int, got {v!r}")
-        if not (isinstance(self.batch_window_s, (int, float)) and self.batch_window_s >= 0):
-            raise ValueError(f"ServerConfig: batch_window_s must be a float >= 0, got "
-                             f"{self.batch_window_s!r}")
+        for f in ("batch_window_s", "max_wait_s"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+                raise ValueError(f"ServerConfig: {f} must be a float >= 0, got {v!r}")
 
 
 def key_from_seed(seed: int) -> jax.Array:
@@ -299,9 +303,9 @@ class _Batcher:
         while True:
             jobs = [self.queue.get()]
             nrows = len(jobs[0][0])
-            deadline = time.monotonic() + self.config.batch_window_s
+            cap = time.monotonic() + self.config.max_wait_s
             while nrows < self.config.max_rows:
-                left = deadline - time.monotonic()
+                left = min(self.config.batch_window_s, cap - time.monotonic())
                 try:
                     job = self.queue.get(timeout=left) if left > 0 else self.queue.get_nowait()
                 except queue.Empty:
@@ -999,11 +1003,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-n", type=int, default=d.max_n)
     parser.add_argument("--max-rows", type=int, default=d.max_rows,
                         help="rows sampled together in one decode loop")
-    parser.add_argument("--batch-window-ms", type=float, default=d.batch_window_s * 1000)
+    parser.add_argument("--batch-window-ms", type=float, default=d.batch_window_s * 1000,
+                        help="a batch stays open while requests arrive less than this apart")
+    parser.add_argument("--max-wait-ms", type=float, default=d.max_wait_s * 1000,
+                        help="... for at most this long after its first request")
     parser.add_argument("--max-queue", type=int, default=d.max_queue)
     args = parser.parse_args(argv)
     config = ServerConfig(max_n=args.max_n, max_rows=args.max_rows,
-                          batch_window_s=args.batch_window_ms / 1000, max_queue=args.max_queue)
+                          batch_window_s=args.batch_window_ms / 1000,
+                          max_wait_s=args.max_wait_ms / 1000, max_queue=args.max_queue)
     sampler = build_sampler(args.model, max_seq_len=args.max_seq_len, max_batch=args.max_rows)
     server = make_server(sampler, args.host, args.port, embedder=build_embedder(args.embedder),
                          config=config)

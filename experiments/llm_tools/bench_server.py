@@ -10,8 +10,8 @@ tokens each, at ``temperature`` (0 = greedy):
 - server: ``llm_tools.serve`` in this process on a localhost port, the same sampler behind
   it, and ``clients`` threads that each send one ``/v1/completions`` request (one prompt) with
   ``http.client`` at the same moment; the wall time runs from the first send to the last
-  answer. The server batches what arrives within its window (``batch_window_ms``) into one
-  decode loop; the report says how many loops each round took.
+  answer. The server batches a burst (requests less than ``batch_window_ms`` apart, for at most
+  ``max_wait_ms``) into one decode loop; the report says how many loops each round took.
 
 Both are warmed up once (compilation), then alternated ``repeats`` times; medians are
 reported, with the ratio of server to in-process throughput (generated tokens / wall time,
@@ -43,7 +43,8 @@ _PROMPT = flags.DEFINE_integer("prompt_tokens", 128, "Prompt length in tokens.")
 _NEW = flags.DEFINE_integer("new_tokens", 64, "New tokens per request.")
 _TEMP = flags.DEFINE_float("temperature", 0.0, "Sampling temperature (0 = greedy).")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed rounds of each (median reported).")
-_WINDOW = flags.DEFINE_float("batch_window_ms", 20.0, "Server batching window.")
+_WINDOW = flags.DEFINE_float("batch_window_ms", 20.0, "Server batching gap.")
+_WAIT = flags.DEFINE_float("max_wait_ms", 250.0, "Server batching cap after the first request.")
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/llm_tools_bench_server", "Output folder.")
 
 
@@ -87,12 +88,14 @@ def _client_round(port, model, prompts, new_tokens, temperature):
     return wall, sum(counts)
 
 
-def run(model, clients, prompt_tokens, new_tokens, temperature, repeats, window_ms) -> dict:
+def run(model, clients, prompt_tokens, new_tokens, temperature, repeats, window_ms,
+        max_wait_ms=250.0) -> dict:
     sampler = build_sampler(model, max_seq_len=prompt_tokens + new_tokens + 16,
                             max_batch=clients)
     prompts = _prompts(sampler.tokenizer, clients, prompt_tokens)
     server = OpenAIServer(sampler, config=ServerConfig(
-        max_n=1, max_rows=clients, batch_window_s=window_ms / 1000, max_queue=4 * clients))
+        max_n=1, max_rows=clients, batch_window_s=window_ms / 1000,
+        max_wait_s=max_wait_ms / 1000, max_queue=4 * clients))
     httpd = make_server(server)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     port = httpd.server_address[1]
@@ -128,6 +131,7 @@ def run(model, clients, prompt_tokens, new_tokens, temperature, repeats, window_
     tsrv = statistics.median(r["server_tokens"] / r["server_s"] for r in rounds)
     return {"model": sampler.name, "clients": clients, "prompt_tokens": prompt_tokens,
             "new_tokens": new_tokens, "temperature": temperature, "batch_window_ms": window_ms,
+            "max_wait_ms": max_wait_ms,
             "rounds": rounds, "in_process_tokens_per_s": tin, "server_tokens_per_s": tsrv,
             "server_over_in_process": tsrv / tin}
 
@@ -136,15 +140,15 @@ def main(argv):
     del argv
     wd = Workdir(_WORKDIR.value)
     res = run(_MODEL.value, _CLIENTS.value, _PROMPT.value, _NEW.value, _TEMP.value,
-              _REPEATS.value, _WINDOW.value)
+              _REPEATS.value, _WINDOW.value, _WAIT.value)
     res["device"] = str(jax.devices()[0].device_kind)
     res["backend"] = jax.default_backend()
     wd.write_results(res)
     lines = ["# llm_tools server benchmark", "",
              f"Device: {res['device']} ({res['backend']}); {res['model']}, {res['clients']} "
              f"concurrent clients, {res['prompt_tokens']} prompt + {res['new_tokens']} new "
-             f"tokens, temperature {res['temperature']}, batching window "
-             f"{res['batch_window_ms']} ms.", "",
+             f"tokens, temperature {res['temperature']}, batching "
+             f"gap {res['batch_window_ms']} ms (at most {res['max_wait_ms']} ms).", "",
              "| round | load (1 min) | in-process tok/s | server tok/s | server / in-process | "
              "decode loops |", "|---|---|---|---|---|---|"]
     for i, r in enumerate(res["rounds"]):
