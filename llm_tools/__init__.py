@@ -23,6 +23,14 @@ References:
 from llm_tools.client import OpenAIEmbedder, OpenAISampler, ServerError, seed_from_key
 from llm_tools.data import Corpus, sample_windows, stdlib_corpus, stdlib_files
 from llm_tools.embedder import BertConfig, BertEncoder, Embedder, MiniLMEmbedder
+from llm_tools.engine import (
+    DecodeWeights,
+    Engine,
+    GenerationOutput,
+    decode_weights,
+    generate_tokens,
+    plan_sources,
+)
 from llm_tools.fetch import (
     fetch_minilm,
     fetch_smollm2,
@@ -39,16 +47,17 @@ from llm_tools.model import (
     LlamaConfig,
     drop_layers,
     forward,
+    hidden_states,
     init_cache,
     shard_model,
 )
-from llm_tools.sampler import Completion, JaxSampler, Sampler, Score
+from llm_tools.sampler import Completion, JaxSampler, Sampler, Score, sample_key
 from llm_tools.sampling import (
-    GenerationOutput,
-    generate_tokens,
     sample_logits,
+    sample_step,
     top_k_mask,
     top_p_mask,
+    truncation_mask,
 )
 from llm_tools.tiny import tiny_config
 from llm_tools.tokenizer import BPETokenizer, ByteTokenizer, render_chat
@@ -69,7 +78,9 @@ __all__ = [
     "ByteTokenizer",
     "Completion",
     "Corpus",
+    "DecodeWeights",
     "Embedder",
+    "Engine",
     "GenerationOutput",
     "JaxSampler",
     "KVCache",
@@ -84,6 +95,7 @@ __all__ = [
     "Score",
     "ServerError",
     "TrainState",
+    "decode_weights",
     "drop_layers",
     "fetch_minilm",
     "fetch_smollm2",
@@ -91,6 +103,7 @@ __all__ = [
     "find_smollm2",
     "forward",
     "generate_tokens",
+    "hidden_states",
     "init_cache",
     "init_train_state",
     "load_gguf",
@@ -100,8 +113,11 @@ __all__ = [
     "make_train_step",
     "minilm_path",
     "next_token_loss",
+    "plan_sources",
     "render_chat",
+    "sample_key",
     "sample_logits",
+    "sample_step",
     "sample_windows",
     "save_model",
     "seed_from_key",
@@ -112,4 +128,5 @@ __all__ = [
     "tiny_config",
     "top_k_mask",
     "top_p_mask",
+    "truncation_mask",
 ]
