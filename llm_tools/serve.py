@@ -51,8 +51,9 @@ Batching: request threads validate, tokenize and queue their rows (prompt ids, k
 temperature, top-p, top-k); one worker takes a burst of requests (each arriving less than
 ``--batch-window-ms`` after the previous one, for at most ``--max-wait-ms`` after the first, up
 to ``--max-rows`` rows) and samples all of them in one call of
-:func:`~llm_tools.sampling.generate_tokens` (each row with its own key and parameters, so a
-batched request returns exactly what it returns alone). The queue holds at most
+:func:`~llm_tools.engine.generate_tokens` on the sampler's :class:`~llm_tools.engine.Engine`
+(each row with its own key and parameters, so a batched request returns what it returns
+alone; identical prompts and ``n > 1`` are prefilled once). The queue holds at most
 ``--max-queue`` requests; more get 503. Nothing holds a lock around generation; scoring,
 top-logprob passes and embeddings run in the request threads.
 """
@@ -81,6 +82,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from llm_tools.engine import generate_tokens
 from llm_tools.model import forward
 from llm_tools.sampler import (
     Completion,
@@ -89,7 +91,6 @@ from llm_tools.sampler import (
     make_completion,
     sample_key,
 )
-from llm_tools.sampling import generate_tokens
 
 __all__ = ["APIError", "OpenAIServer", "ServerConfig", "build_sampler", "key_from_seed",
            "main", "make_server"]
@@ -321,8 +322,8 @@ class _Batcher:
             for s in range(0, len(rows), self.config.max_rows):
                 chunk = rows[s:s + self.config.max_rows]
                 tok = self.sampler.tokenizer
-                out = generate_tokens(
-                    self.sampler.model, [r.prompt for r in chunk],
+                out = generate_tokens(  # the sampler's engine: shared prefixes, its weights
+                    self.sampler.engine, [r.prompt for r in chunk],
                     jnp.stack([r.key for r in chunk]),
                     max_new_tokens=[r.max_new for r in chunk],
                     temperature=[r.temperature for r in chunk], top_p=[r.top_p for r in chunk],
@@ -952,8 +953,11 @@ def make_server(app_or_sampler, host: str = "127.0.0.1", port: int = 0, *, embed
                 return
             self._answer("POST", body)
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 256  # the default listen backlog (5) resets bursts of clients
+
+    server = Server((host, port), Handler)
     server.app = app
     return server
 
