@@ -67,11 +67,7 @@ import dataclasses
 import functools
 import inspect
 import json
-import math
-import queue
-import secrets
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -82,8 +78,25 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from llm_tools.engine import generate_tokens
+from llm_tools.batcher import Batcher, Row
 from llm_tools.model import forward
+from llm_tools.openai_schema import (
+    CHAT_PARAMS,
+    COMPLETION_PARAMS,
+    DETOKENIZE_PARAMS,
+    EMBEDDING_PARAMS,
+    TOKENIZE_PARAMS,
+    APIError,
+    Sampling,
+    ServerConfig,
+    bad,
+    check_params,
+    get_param,
+    key_from_seed,
+    neutral,
+    parse_messages,
+    parse_sampling,
+)
 from llm_tools.sampler import (
     Completion,
     JaxSampler,
@@ -94,253 +107,6 @@ from llm_tools.sampler import (
 
 __all__ = ["APIError", "OpenAIServer", "ServerConfig", "build_sampler", "key_from_seed",
            "main", "make_server"]
-
-ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
-               403: "permission_error", 404: "not_found_error", 405: "invalid_request_error",
-               413: "invalid_request_error", 429: "rate_limit_error", 500: "server_error",
-               503: "service_unavailable_error"}
-
-COMPLETION_PARAMS = frozenset({
-    "model", "prompt", "max_tokens", "temperature", "top_p", "n", "stream", "stream_options",
-    "logprobs", "echo", "stop", "seed", "user", "suffix", "presence_penalty",
-    "frequency_penalty", "best_of", "logit_bias", "top_k", "return_token_ids"})
-CHAT_PARAMS = frozenset({
-    "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "n",
-    "stream", "stream_options", "logprobs", "top_logprobs", "stop", "seed", "user",
-    "presence_penalty", "frequency_penalty", "logit_bias", "top_k", "return_token_ids"})
-EMBEDDING_PARAMS = frozenset({"model", "input", "encoding_format", "dimensions", "user"})
-TOKENIZE_PARAMS = frozenset({"model", "prompt", "add_special_tokens"})
-DETOKENIZE_PARAMS = frozenset({"model", "tokens"})
-
-
-class APIError(Exception):
-    """An error answered in OpenAI's shape, with the ``type`` that matches ``status``."""
-
-    def __init__(self, status: int, message: str, *, code: str | None = None,
-                 param: str | None = None):
-        super().__init__(message)
-        self.status, self.message, self.code, self.param = status, message, code, param
-
-    def body(self) -> dict:
-        return {"error": {"message": self.message, "type": ERROR_TYPES.get(self.status,
-                                                                          "server_error"),
-                          "param": self.param, "code": self.code}}
-
-
-def _bad(message, param=None, code="invalid_value"):
-    return APIError(400, message, code=code, param=param)
-
-
-@dataclasses.dataclass(frozen=True)
-class ServerConfig:
-    """Limits of one server.
-
-    Attributes:
-      max_n: largest ``n`` accepted.
-      max_rows: rows (prompt × sample) sampled together in one decode loop.
-      batch_window_s: a batch stays open while requests keep arriving less than this apart...
-      max_wait_s: ...but no longer than this after its first request.
-      max_queue: requests waiting at most; more are answered 503.
-      max_logprobs: largest ``logprobs`` / ``top_logprobs``.
-      max_body_bytes: largest request body.
-    """
-
-    max_n: int = 16
-    max_rows: int = 32
-    batch_window_s: float = 0.02
-    max_wait_s: float = 0.25
-    max_queue: int = 64
-    max_logprobs: int = 20
-    max_body_bytes: int = 16 << 20
-
-    def __post_init__(self):
-        for f in ("max_n", "max_rows", "max_queue", "max_logprobs", "max_body_bytes"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ValueError(f"ServerConfig: {f} must be a positive int, got {v!r}")
-        for f in ("batch_window_s", "max_wait_s"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
-                raise ValueError(f"ServerConfig: {f} must be a float >= 0, got {v!r}")
-
-
-def key_from_seed(seed: int) -> jax.Array:
-    """The threefry key whose raw data are the two 32-bit halves of ``seed mod 2⁶⁴``.
-
-    For ``0 <= seed < 2³²`` this is ``jax.random.key(seed)``; it inverts
-    :func:`~llm_tools.client.seed_from_key`.
-    """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"key_from_seed: seed must be an int, got {type(seed).__name__}")
-    u = int(seed) % (1 << 64)
-    data = jnp.asarray([u >> 32, u & 0xFFFFFFFF], jnp.uint32)
-    return jax.random.wrap_key_data(data, impl="threefry2x32")
-
-
-# -- request parsing ----------------------------------------------------------------------------
-
-def _check_params(body: Mapping, allowed: frozenset) -> None:
-    unknown = sorted(k for k in body if k not in allowed)
-    if unknown:
-        raise _bad(f"Unrecognized request argument(s) supplied: {', '.join(unknown)}",
-                   param=unknown[0], code="unknown_parameter")
-
-
-def _get(body, name, kind, default=None, *, lo=None, hi=None, required=False):
-    value = body.get(name)
-    if value is None:
-        if required:
-            raise _bad(f"Missing required parameter: {name!r}", param=name,
-                       code="missing_required_parameter")
-        return default
-    ok = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-          "num": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
-          and math.isfinite(v),
-          "bool": lambda v: isinstance(v, bool),
-          "str": lambda v: isinstance(v, str),
-          "dict": lambda v: isinstance(v, dict)}[kind]
-    if not ok(value):
-        raise _bad(f"Invalid type for {name!r}: expected {kind}, got {type(value).__name__} "
-                   f"({json.dumps(value)[:60]})", param=name, code="invalid_type")
-    if lo is not None and value < lo or hi is not None and value > hi:
-        raise _bad(f"Invalid value for {name!r}: {value} is outside [{lo}, {hi}]", param=name)
-    return value
-
-
-def _neutral(body, name, ok, expected):
-    if name in body and body[name] is not None and not ok(body[name]):
-        raise _bad(f"Unsupported value for {name!r}: only {expected} is supported, got "
-                   f"{json.dumps(body[name])[:60]}", param=name, code="unsupported_value")
-
-
-@dataclasses.dataclass
-class _Sampling:
-    max_new: int | None
-    temperature: float
-    top_p: float
-    top_k: int
-    n: int
-    stop: list[str]
-    key: jax.Array
-    stream: bool
-    include_usage: bool
-    return_token_ids: bool
-
-
-def _sampling(body, config: ServerConfig) -> _Sampling:
-    n = _get(body, "n", "int", 1, lo=1)
-    if n > config.max_n:
-        raise _bad(f"Invalid value for 'n': {n} is above this server's limit of "
-                   f"{config.max_n} (--max-n)", param="n")
-    stop = body.get("stop")
-    stop = [] if stop is None else [stop] if isinstance(stop, str) else stop
-    if not isinstance(stop, list) or any(not isinstance(s, str) or not s for s in stop):
-        raise _bad("Invalid value for 'stop': expected a non-empty string or a list of them",
-                   param="stop")
-    if len(stop) > 4:
-        raise _bad(f"Invalid value for 'stop': at most 4 sequences, got {len(stop)}",
-                   param="stop")
-    for name in ("presence_penalty", "frequency_penalty"):
-        _neutral(body, name, lambda v: v == 0, "0")
-    _neutral(body, "logit_bias", lambda v: v == {}, "{}")
-    seed = _get(body, "seed", "int", None, lo=-(1 << 63), hi=(1 << 64) - 1)
-    if seed is None:
-        seed = secrets.randbits(63)
-    top_k = _get(body, "top_k", "int", 0, lo=-1)
-    stream = _get(body, "stream", "bool", False)
-    opts = _get(body, "stream_options", "dict", None)
-    if opts is not None and not stream:
-        raise _bad("'stream_options' is only allowed when 'stream' is true",
-                   param="stream_options")
-    opts = opts or {}
-    unknown = sorted(set(opts) - {"include_usage"})
-    if unknown:
-        raise _bad(f"Unrecognized stream_options: {', '.join(unknown)}",
-                   param="stream_options", code="unknown_parameter")
-    include_usage = _get(opts, "include_usage", "bool", False)
-    top_p = float(_get(body, "top_p", "num", 1.0, lo=0, hi=1))
-    if top_p <= 0:  # a bad row must never reach (and fail) a shared batch
-        raise _bad("Invalid value for 'top_p': must lie in (0, 1], got 0", param="top_p")
-    return _Sampling(max_new=None, temperature=float(_get(body, "temperature", "num", 1.0, lo=0)),
-                     top_p=top_p, top_k=max(0, top_k),
-                     n=n, stop=stop, key=key_from_seed(seed), stream=stream,
-                     include_usage=include_usage,
-                     return_token_ids=_get(body, "return_token_ids", "bool", False))
-
-
-# -- the batching worker --------------------------------------------------------------------
-
-@dataclasses.dataclass
-class _Row:
-    prompt: list[int]
-    key: jax.Array
-    max_new: int
-    temperature: float
-    top_p: float
-    top_k: int
-
-
-class _Batcher:
-    """One worker thread sampling the rows of requests that arrive together."""
-
-    def __init__(self, sampler: JaxSampler, config: ServerConfig):
-        self.sampler, self.config = sampler, config
-        self.queue: queue.Queue = queue.Queue(maxsize=config.max_queue)
-        self.batches = 0  # decode loops run (for tests and the benchmark)
-        self._thread = threading.Thread(target=self._loop, name="llm_tools-batcher", daemon=True)
-        self._thread.start()
-
-    def submit(self, rows: list[_Row]) -> concurrent.futures.Future:
-        fut: concurrent.futures.Future = concurrent.futures.Future()
-        try:
-            self.queue.put_nowait((rows, fut))
-        except queue.Full:
-            raise APIError(503, f"The server is overloaded: {self.config.max_queue} requests "
-                                "are already waiting (--max-queue); retry later",
-                           code="server_is_overloaded") from None
-        return fut
-
-    def _loop(self):
-        while True:
-            jobs = [self.queue.get()]
-            nrows = len(jobs[0][0])
-            cap = time.monotonic() + self.config.max_wait_s
-            while nrows < self.config.max_rows:
-                left = min(self.config.batch_window_s, cap - time.monotonic())
-                try:
-                    job = self.queue.get(timeout=left) if left > 0 else self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                jobs.append(job)
-                nrows += len(job[0])
-            self._run(jobs)
-
-    def _run(self, jobs):
-        rows = [r for rs, _ in jobs for r in rs]
-        try:
-            results = []
-            for s in range(0, len(rows), self.config.max_rows):
-                chunk = rows[s:s + self.config.max_rows]
-                tok = self.sampler.tokenizer
-                out = generate_tokens(  # the sampler's engine: shared prefixes, its weights
-                    self.sampler.engine, [r.prompt for r in chunk],
-                    jnp.stack([r.key for r in chunk]),
-                    max_new_tokens=[r.max_new for r in chunk],
-                    temperature=[r.temperature for r in chunk], top_p=[r.top_p for r in chunk],
-                    top_k=[r.top_k for r in chunk], stop_ids=tok.stop_ids,
-                    pad_id=tok.pad_id or 0)
-                self.batches += 1
-                results += [(out.tokens[b, :out.lengths[b]], out.logprobs[b, :out.lengths[b]],
-                             bool(out.stopped[b])) for b in range(len(chunk))]
-        except Exception as e:  # noqa: BLE001 - every waiting request gets the error
-            for _, fut in jobs:
-                fut.set_exception(e)
-            return
-        i = 0
-        for rs, fut in jobs:
-            fut.set_result(results[i:i + len(rs)])
-            i += len(rs)
-
 
 # -- token details (top logprobs, echoed prompt scores) ---------------------------------------
 
@@ -433,7 +199,7 @@ class OpenAIServer:
             raise ValueError(f"OpenAIServer: the sampler and the embedder are both named "
                              f"{sampler.name!r}; model names must differ")
         self.sampler, self.embedder, self.config = sampler, embedder, config
-        self.batcher = _Batcher(sampler, config)
+        self.batcher = Batcher(sampler, config)
         self.created = int(time.time())
         params = inspect.signature(sampler.tokenizer.decode).parameters
         self._decode_kw = {"skip_special": False} if "skip_special" in params else {}
@@ -446,7 +212,7 @@ class OpenAIServer:
         return {"id": name, "object": "model", "created": self.created, "owned_by": "llm_tools"}
 
     def _check_model(self, body, kind):
-        name = _get(body, "model", "str", required=True)
+        name = get_param(body, "model", "str", required=True)
         if name not in self.models():
             raise APIError(404, f"The model {name!r} does not exist; this server has "
                                 f"{self.models()} (GET /v1/models)", code="model_not_found",
@@ -456,7 +222,7 @@ class OpenAIServer:
         if name != want:
             what = "an embedding model; use /v1/embeddings" if kind == "lm" else \
                 "a language model; use /v1/completions or /v1/chat/completions"
-            raise _bad(f"The model {name!r} is {what}", param="model", code="invalid_model")
+            raise bad(f"The model {name!r} is {what}", param="model", code="invalid_model")
         return name
 
     # -- dispatch -----------------------------------------------------------------------------
@@ -483,7 +249,7 @@ class OpenAIServer:
                           "/tokenize": self.tokenize, "/detokenize": self.detokenize}
                 if path in routes:
                     if not isinstance(body, Mapping):
-                        raise _bad("The request body must be a JSON object", code="invalid_json")
+                        raise bad("The request body must be a JSON object", code="invalid_json")
                     return 200, routes[path](body)
             raise APIError(404, f"Unknown route: {method} {path}", code="unknown_url")
         except APIError as e:
@@ -497,16 +263,16 @@ class OpenAIServer:
     def _context_check(self, i, ids, max_new):
         limit = self.sampler.model.config.max_seq_len
         if len(ids) + max_new > limit:
-            raise _bad(f"This model's maximum context length is {limit} tokens; prompt {i} has "
+            raise bad(f"This model's maximum context length is {limit} tokens; prompt {i} has "
                        f"{len(ids)} tokens and max_tokens is {max_new} ({len(ids) + max_new} in "
                        "all)", param="max_tokens", code="context_length_exceeded")
 
-    def _submit(self, prompts: list[list[int]], s: _Sampling) -> concurrent.futures.Future:
-        rows = [_Row(p, sample_key(s.key, i, j), s.max_new, s.temperature, s.top_p, s.top_k)
+    def _submit(self, prompts: list[list[int]], s: Sampling) -> concurrent.futures.Future:
+        rows = [Row(p, sample_key(s.key, i, j), s.max_new, s.temperature, s.top_p, s.top_k)
                 for i, p in enumerate(prompts) for j in range(s.n)]
         return self.batcher.submit(rows)
 
-    def _sample(self, prompts: list[list[int]], s: _Sampling, fut=None
+    def _sample(self, prompts: list[list[int]], s: Sampling, fut=None
                 ) -> list[list[Completion]]:
         results = (fut or self._submit(prompts, s)).result()
         tok = self.sampler.tokenizer
@@ -542,7 +308,7 @@ class OpenAIServer:
                 isinstance(t, int) and not isinstance(t, bool) for t in x)
 
         if prompt is None:
-            raise _bad("Missing required parameter: 'prompt'", param="prompt",
+            raise bad("Missing required parameter: 'prompt'", param="prompt",
                        code="missing_required_parameter")
         if isinstance(prompt, str):
             items = [prompt]
@@ -552,7 +318,7 @@ class OpenAIServer:
                 all(isinstance(p, str) for p in prompt) or all(ids_ok(p) for p in prompt)):
             items = prompt
         else:
-            raise _bad("Invalid value for 'prompt': expected a string, a list of strings, a "
+            raise bad("Invalid value for 'prompt': expected a string, a list of strings, a "
                        "list of token ids or a list of token-id lists (non-empty)",
                        param="prompt")
         out = []
@@ -560,14 +326,14 @@ class OpenAIServer:
             if isinstance(p, str):
                 ids = tok.encode(p, add_bos=self.sampler.add_bos)
                 if not ids:
-                    raise _bad(f"Invalid value for 'prompt': prompt {i} is empty (it encodes to "
+                    raise bad(f"Invalid value for 'prompt': prompt {i} is empty (it encodes to "
                                "no tokens)", param="prompt")
                 out.append((ids, p, True))
             else:
-                bad = [t for t in p if not 0 <= t < vocab]
-                if bad:
-                    raise _bad(f"Invalid value for 'prompt': prompt {i} has token ids outside "
-                               f"[0, {vocab}): {bad[:5]}", param="prompt")
+                outside = [t for t in p if not 0 <= t < vocab]
+                if outside:
+                    raise bad(f"Invalid value for 'prompt': prompt {i} has token ids outside "
+                              f"[0, {vocab}): {outside[:5]}", param="prompt")
                 out.append((list(p), tok.decode(p), False))
         return out
 
@@ -582,15 +348,15 @@ class OpenAIServer:
         return [0] * bos + [start for start, _ in spans]
 
     def completions(self, body: Mapping):
-        _check_params(body, COMPLETION_PARAMS)
+        check_params(body, COMPLETION_PARAMS)
         name = self._check_model(body, "lm")
-        s = _sampling(body, self.config)
-        s.max_new = _get(body, "max_tokens", "int", 16, lo=0)
-        echo = _get(body, "echo", "bool", False)
-        k = _get(body, "logprobs", "int", None, lo=0, hi=self.config.max_logprobs)
-        _neutral(body, "best_of", lambda v: v in (1, s.n), f"n ({s.n})")
-        _neutral(body, "suffix", lambda v: v == "", "an empty string")
-        _get(body, "user", "str")
+        s = parse_sampling(body, self.config)
+        s.max_new = get_param(body, "max_tokens", "int", 16, lo=0)
+        echo = get_param(body, "echo", "bool", False)
+        k = get_param(body, "logprobs", "int", None, lo=0, hi=self.config.max_logprobs)
+        neutral(body, "best_of", lambda v: v in (1, s.n), f"n ({s.n})")
+        neutral(body, "suffix", lambda v: v == "", "an empty string")
+        get_param(body, "user", "str")
         prompts = self._parse_prompts(body)
         for i, (ids, _, _) in enumerate(prompts):
             self._context_check(i, ids, s.max_new)
@@ -693,26 +459,26 @@ class OpenAIServer:
 
     # -- /v1/chat/completions -------------------------------------------------------------------
     def chat_completions(self, body: Mapping):
-        _check_params(body, CHAT_PARAMS)
+        check_params(body, CHAT_PARAMS)
         name = self._check_model(body, "lm")
-        s = _sampling(body, self.config)
-        messages = _messages(body.get("messages"))
-        use_lp = _get(body, "logprobs", "bool", False)
-        k = _get(body, "top_logprobs", "int", None, lo=0, hi=self.config.max_logprobs)
+        s = parse_sampling(body, self.config)
+        messages = parse_messages(body.get("messages"))
+        use_lp = get_param(body, "logprobs", "bool", False)
+        k = get_param(body, "top_logprobs", "int", None, lo=0, hi=self.config.max_logprobs)
         if k is not None and not use_lp:
-            raise _bad("'top_logprobs' requires 'logprobs' to be true", param="top_logprobs")
-        _get(body, "user", "str")
+            raise bad("'top_logprobs' requires 'logprobs' to be true", param="top_logprobs")
+        get_param(body, "user", "str")
         tok = self.sampler.tokenizer
         text = tok.apply_chat_template(messages, add_generation_prompt=True)
         ids = tok.encode(text, add_bos=self.sampler.add_bos)
         limit = self.sampler.model.config.max_seq_len
-        a = _get(body, "max_tokens", "int", None, lo=1)
-        b = _get(body, "max_completion_tokens", "int", None, lo=1)
+        a = get_param(body, "max_tokens", "int", None, lo=1)
+        b = get_param(body, "max_completion_tokens", "int", None, lo=1)
         if a is not None and b is not None and a != b:
-            raise _bad("'max_tokens' and 'max_completion_tokens' differ", param="max_tokens")
+            raise bad("'max_tokens' and 'max_completion_tokens' differ", param="max_tokens")
         s.max_new = a if a is not None else b if b is not None else limit - len(ids)
         if s.max_new <= 0:
-            raise _bad(f"This model's maximum context length is {limit} tokens and the "
+            raise bad(f"This model's maximum context length is {limit} tokens and the "
                        f"messages take {len(ids)}", param="messages",
                        code="context_length_exceeded")
         self._context_check(0, ids, s.max_new)
@@ -756,7 +522,7 @@ class OpenAIServer:
         s = self._token_str(tid)
         return {"token": s, "logprob": lp, "bytes": list(raw or s.encode())}
 
-    def _stream_chat(self, head, ids, s: _Sampling, use_lp, k) -> Iterator[dict]:
+    def _stream_chat(self, head, ids, s: Sampling, use_lp, k) -> Iterator[dict]:
         head = {**head, "object": "chat.completion.chunk"}
         fut = self._submit([ids], s)  # queued now, before the first chunk is read
 
@@ -792,29 +558,29 @@ class OpenAIServer:
     def tokenize(self, body: Mapping):
         """``{"model", "prompt"}`` -> ``{"tokens", "count", "max_model_len"}``; the ids a text
         prompt becomes on ``/v1/completions`` (BOS included when the model adds one)."""
-        _check_params(body, TOKENIZE_PARAMS)
+        check_params(body, TOKENIZE_PARAMS)
         self._check_model(body, "lm")
-        prompt = _get(body, "prompt", "str", required=True)
-        add = _get(body, "add_special_tokens", "bool", True)
+        prompt = get_param(body, "prompt", "str", required=True)
+        add = get_param(body, "add_special_tokens", "bool", True)
         ids = self.sampler.tokenizer.encode(prompt, add_bos=self.sampler.add_bos and add)
         return {"tokens": ids, "count": len(ids),
                 "max_model_len": self.sampler.model.config.max_seq_len}
 
     def detokenize(self, body: Mapping):
         """``{"model", "tokens"}`` -> ``{"prompt"}`` (special tokens skipped)."""
-        _check_params(body, DETOKENIZE_PARAMS)
+        check_params(body, DETOKENIZE_PARAMS)
         self._check_model(body, "lm")
         ids = body.get("tokens")
         vocab = self.sampler.model.config.vocab_size
         if not isinstance(ids, list) or not all(
                 isinstance(t, int) and not isinstance(t, bool) and 0 <= t < vocab for t in ids):
-            raise _bad(f"Invalid value for 'tokens': expected a list of token ids in [0, "
+            raise bad(f"Invalid value for 'tokens': expected a list of token ids in [0, "
                        f"{vocab})", param="tokens")
         return {"prompt": self.sampler.tokenizer.decode(ids)}
 
     # -- /v1/embeddings -------------------------------------------------------------------------
     def embeddings(self, body: Mapping):
-        _check_params(body, EMBEDDING_PARAMS)
+        check_params(body, EMBEDDING_PARAMS)
         if self.embedder is None:
             raise APIError(404, "This server has no embedding model (start it with "
                                 "--embedder minilm)", code="model_not_found", param="model")
@@ -823,18 +589,18 @@ class OpenAIServer:
         if isinstance(inp, str):
             inp = [inp]
         if not isinstance(inp, list) or not inp:
-            raise _bad("Invalid value for 'input': expected a string or a non-empty list of "
+            raise bad("Invalid value for 'input': expected a string or a non-empty list of "
                        "strings", param="input")
         if not all(isinstance(t, str) for t in inp):
-            raise _bad("Invalid value for 'input': token-id input is not supported by this "
+            raise bad("Invalid value for 'input': token-id input is not supported by this "
                        "embedding model; send strings", param="input")
-        fmt = _get(body, "encoding_format", "str", "float")
+        fmt = get_param(body, "encoding_format", "str", "float")
         if fmt not in ("float", "base64"):
-            raise _bad(f"Invalid value for 'encoding_format': expected 'float' or 'base64', got "
+            raise bad(f"Invalid value for 'encoding_format': expected 'float' or 'base64', got "
                        f"{fmt!r}", param="encoding_format")
-        _neutral(body, "dimensions", lambda v: v == self.embedder.dim,
+        neutral(body, "dimensions", lambda v: v == self.embedder.dim,
                  f"the model's dimension ({self.embedder.dim})")
-        _get(body, "user", "str")
+        get_param(body, "user", "str")
         vecs = np.asarray(self.embedder.embed(inp), np.float32)
         ntok = sum(len(x) for x in self.embedder.tokenize(inp)) if hasattr(
             self.embedder, "tokenize") else 0
@@ -848,37 +614,6 @@ class OpenAIServer:
                 "data": [{"object": "embedding", "index": i, "embedding": enc(v)}
                          for i, v in enumerate(vecs)],
                 "usage": {"prompt_tokens": ntok, "total_tokens": ntok}}
-
-
-def _messages(messages):
-    from llm_tools.tokenizer import _check_messages
-
-    if not isinstance(messages, list) or not messages:
-        raise _bad("Invalid value for 'messages': expected a non-empty list of {role, content}",
-                   param="messages", code="missing_required_parameter" if messages is None
-                   else "invalid_value")
-    out = []
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict):
-            raise _bad(f"Invalid value for 'messages[{i}]': expected an object",
-                       param="messages")
-        content = m.get("content")
-        if isinstance(content, list):  # content parts: text only
-            if not all(isinstance(p, dict) and p.get("type") == "text"
-                       and isinstance(p.get("text"), str) for p in content):
-                raise _bad(f"Invalid value for 'messages[{i}].content': only text parts are "
-                           "supported", param="messages")
-            content = "".join(p["text"] for p in content)
-        extra = sorted(set(m) - {"role", "content", "name"})
-        if extra:
-            raise _bad(f"Unrecognized fields in 'messages[{i}]': {', '.join(extra)}",
-                       param="messages", code="unknown_parameter")
-        out.append({"role": m.get("role"), "content": content})
-    try:
-        _check_messages(out, "chat")
-    except ValueError as e:
-        raise _bad(f"Invalid value for 'messages': {e}", param="messages") from None
-    return out
 
 
 # -- HTTP ---------------------------------------------------------------------------------
@@ -948,7 +683,7 @@ def make_server(app_or_sampler, host: str = "127.0.0.1", port: int = 0, *, embed
             try:
                 body = json.loads(raw or b"null")
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                self._send(400, _bad(f"The request body is not valid JSON: {e}",
+                self._send(400, bad(f"The request body is not valid JSON: {e}",
                                      code="invalid_json").body())
                 return
             self._answer("POST", body)
