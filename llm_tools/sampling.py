@@ -175,20 +175,30 @@ def sample_step(keys: jax.Array, logits: jax.Array, temperature: jax.Array,
             choice = jnp.argmax(jnp.where(keep, desc + _gumbel_rows(keys, M), -jnp.inf), -1)
             ranked = jnp.take_along_axis(order, choice[:, None], -1)[:, 0].astype(jnp.int32)
             over = trunc & _overflow(desc, lse, top_p, top_k, V)
-
-            def full(ranked):
-                order_f = jnp.argsort(-z, axis=-1, stable=True)
-                desc_f = jnp.take_along_axis(z, order_f, axis=-1)
-                keep_f = _ranked_keep(desc_f, lse, top_p, top_k)
-                ch = jnp.argmax(jnp.where(keep_f, desc_f + _gumbel_rows(keys, V), -jnp.inf), -1)
-                tok_f = jnp.take_along_axis(order_f, ch[:, None], -1)[:, 0].astype(jnp.int32)
-                return jnp.where(over, tok_f, ranked)
-
             if M < V:
-                ranked = jax.lax.cond(jnp.any(over), full, lambda r: r, ranked)
+                ranked = _full_sort_rows(keys, z, lse, top_p, top_k, over, ranked)
             tok = jnp.where(trunc, ranked, tok)
     lp = jnp.take_along_axis(z, tok[:, None], -1)[:, 0] - lse
     return tok, lp
+
+
+def _full_sort_rows(keys, z, lse, top_p, top_k, over, tok):
+    """Re-samples the rows flagged ``over`` by a full stable sort, one row at a time (a
+    ``while`` loop over just those rows, so a step pays one row-sort per overflowing row)."""
+    B, V = z.shape
+    rows = jnp.nonzero(over, size=B, fill_value=0)[0]
+
+    def body(i, tok):
+        r = rows[i]
+        zr = z[r]
+        order = jnp.argsort(-zr, stable=True)
+        desc = zr[order]
+        keep = _ranked_keep(desc[None], lse[r][None], top_p[r][None], top_k[r][None])[0]
+        noise = jax.random.gumbel(keys[r], (V,))
+        choice = jnp.argmax(jnp.where(keep, desc + noise, -jnp.inf))
+        return tok.at[r].set(order[choice].astype(jnp.int32))
+
+    return jax.lax.fori_loop(0, jnp.sum(over), body, tok)
 
 
 def sample_logits(key: jax.Array, logits: jax.Array, temperature: jax.Array | float,
