@@ -26,47 +26,61 @@ from typing import TYPE_CHECKING
 
 # public name -> the module that defines it
 _EXPORTS = {
+    "OpenAIEmbedder": "client",
     "OpenAISampler": "client",
-    "ServerError": "client",
     "seed_from_key": "client",
+    "ServerError": "client",
     "Corpus": "data",
     "sample_windows": "data",
     "stdlib_corpus": "data",
     "stdlib_files": "data",
+    "BertConfig": "embedder",
+    "BertEncoder": "embedder",
+    "Embedder": "embedder",
+    "MiniLMEmbedder": "embedder",
+    "decode_weights": "engine",
+    "DecodeWeights": "engine",
+    "Engine": "engine",
+    "plan_sources": "engine",
+    "fetch_minilm": "fetch",
     "fetch_smollm2": "fetch",
+    "find_minilm": "fetch",
     "find_smollm2": "fetch",
+    "minilm_path": "fetch",
     "smollm2_path": "fetch",
-    "Pretrained": "gguf_loader",
     "load_gguf": "gguf_loader",
     "load_smollm2": "gguf_loader",
+    "Pretrained": "gguf_loader",
+    "drop_layers": "model",
+    "forward": "model",
+    "hidden_states": "model",
+    "init_cache": "model",
     "KVCache": "model",
     "LayerGate": "model",
     "Llama": "model",
     "LlamaConfig": "model",
-    "drop_layers": "model",
-    "forward": "model",
-    "init_cache": "model",
     "shard_model": "model",
     "Completion": "sampler",
     "JaxSampler": "sampler",
+    "sample_key": "sampler",
     "Sampler": "sampler",
     "Score": "sampler",
-    "GenerationOutput": "sampling",
-    "generate_tokens": "sampling",
     "sample_logits": "sampling",
+    "sample_step": "sampling",
     "top_k_mask": "sampling",
     "top_p_mask": "sampling",
+    "truncation_mask": "sampling",
     "tiny_config": "tiny",
     "BPETokenizer": "tokenizer",
     "ByteTokenizer": "tokenizer",
     "render_chat": "tokenizer",
-    "TrainState": "train",
     "init_train_state": "train",
     "load_model": "train",
     "make_eval_step": "train",
     "make_train_step": "train",
     "next_token_loss": "train",
     "save_model": "train",
+    "TrainState": "train",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -87,6 +101,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from llm_tools.client import (  # noqa: F401
+        OpenAIEmbedder,
         OpenAISampler,
         ServerError,
         seed_from_key,
@@ -97,9 +112,24 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         stdlib_corpus,
         stdlib_files,
     )
+    from llm_tools.embedder import (  # noqa: F401
+        BertConfig,
+        BertEncoder,
+        Embedder,
+        MiniLMEmbedder,
+    )
+    from llm_tools.engine import (  # noqa: F401
+        DecodeWeights,
+        Engine,
+        decode_weights,
+        plan_sources,
+    )
     from llm_tools.fetch import (  # noqa: F401
+        fetch_minilm,
         fetch_smollm2,
+        find_minilm,
         find_smollm2,
+        minilm_path,
         smollm2_path,
     )
     from llm_tools.gguf_loader import (  # noqa: F401
@@ -114,6 +144,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         LlamaConfig,
         drop_layers,
         forward,
+        hidden_states,
         init_cache,
         shard_model,
     )
@@ -122,13 +153,14 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         JaxSampler,
         Sampler,
         Score,
+        sample_key,
     )
     from llm_tools.sampling import (  # noqa: F401
-        GenerationOutput,
-        generate_tokens,
         sample_logits,
+        sample_step,
         top_k_mask,
         top_p_mask,
+        truncation_mask,
     )
     from llm_tools.tiny import (  # noqa: F401
         tiny_config,
