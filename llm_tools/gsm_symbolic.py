@@ -78,6 +78,7 @@ __all__ = [
     "gsm_symbolic_path",
     "load_instruction",
     "load_templates",
+    "numpy_rng",
     "parse_expression",
     "parse_template",
     "split_templates",
@@ -246,6 +247,10 @@ class Template:
         return tuple(t for line in self.init for t in line.targets)
 
     @cached_property
+    def _variable_set(self) -> frozenset[str]:
+        return frozenset(self.variables)
+
+    @cached_property
     def number_variables(self) -> tuple[str, ...]:
         """Variables of ``number`` init lines (drawn ones only; derived ones follow them)."""
         return tuple(t for line in self.init if line.kind == "number" and not line.derived
@@ -282,10 +287,30 @@ class Template:
 
     def render_question(self, values: Mapping[str, Any]) -> str:
         """The question text for ``values``."""
+        return self.render_question_spans(values)[0]
+
+    def render_question_spans(self, values: Mapping[str, Any]
+                              ) -> tuple[str, tuple[tuple[int, int, str], ...]]:
+        """The question text and where each slot landed: ``(start, end, variable)``."""
         self._check_values(values, "render_question")
-        text = re.sub(r"\{(\w+),\s*([^}]+)\}", lambda m: str(values[m.group(1)]),
-                      self.question_template)
-        return capitalize_sentences(format_numbers(text))
+        pieces: list[str] = []
+        spans: list[tuple[int, int, str]] = []
+        pos = last = 0
+        for match in re.finditer(r"\{(\w+),\s*([^}]+)\}", self.question_template):
+            literal = format_numbers(self.question_template[last:match.start()])
+            value = format_numbers(str(values[match.group(1)]))
+            pieces += [literal, value]
+            pos += len(literal)
+            spans.append((pos, pos + len(value), match.group(1)))
+            pos += len(value)
+            last = match.end()
+        pieces.append(format_numbers(self.question_template[last:]))
+        text = "".join(pieces)
+        capitalized = capitalize_sentences(text)
+        if len(capitalized) != len(text):  # a case change that alters length: no spans
+            raise ValueError(f"render_question: template {self.id}: capitalization changed "
+                             "the text's length")
+        return capitalized, tuple(spans)
 
     def render_answer(self, values: Mapping[str, Any]) -> str:
         """The step-by-step solution for ``values``."""
@@ -304,11 +329,17 @@ class Template:
         if missing:
             raise ValueError(f"{fn}: template {self.id} needs values for {missing}")
 
-    def make_instance(self, values: Mapping[str, Any]) -> Instance:
-        """Renders an :class:`Instance` from a full assignment (conditions are checked)."""
+    def make_instance(self, values: Mapping[str, Any], *, check: bool = True) -> Instance:
+        """Renders an :class:`Instance` from a full assignment.
+
+        Args:
+          values: every variable's value.
+          check: raise if a condition fails (``False`` renders the original problems that
+            violate their own template's conditions, see :attr:`default_violations`).
+        """
         self._check_values(values, "make_instance")
         for cond, ln in zip(self.conditions, self.condition_lines, strict=True):
-            if not self._eval(cond, values, "condition", ln):
+            if check and not self._eval(cond, values, "condition", ln):
                 raise ValueError(f"make_instance: template {self.id}: values violate the "
                                  f"condition {cond.source!r} (line {ln})")
         values = dict(values)
@@ -316,8 +347,9 @@ class Template:
                         self.render_answer(values), self.final_answer(values))
 
     def default_instance(self) -> Instance:
-        """The original problem, rendered from :attr:`defaults`."""
-        return self.make_instance(self.defaults)
+        """The original problem, rendered from :attr:`defaults` (as published, even where it
+        violates a condition)."""
+        return self.make_instance(self.defaults, check=False)
 
     # -- drawing
 
@@ -355,6 +387,9 @@ class Template:
         Args:
           key: a ``jax.random.key`` (or a ``numpy.random.Generator``, advanced in place).
           fixed: values to hold (whole ``#init`` lines: every target of a line, or none).
+            Conditions that read only held variables are taken as given (the original
+            problems of a few templates violate their own conditions, and perturbing their
+            names must not fail for that).
           max_draws: bound on the rejection-sampling attempts.
 
         Returns:
@@ -366,7 +401,7 @@ class Template:
             ``max_draws < 1``.
           UnsatisfiableError: if no draw satisfied the conditions (names the template).
         """
-        rng = _rng(key, "instantiate")
+        rng = numpy_rng(key, "instantiate")
         if not isinstance(max_draws, int) or max_draws < 1:
             raise ValueError(f"instantiate: max_draws must be a positive int, got {max_draws!r}")
         fixed = dict(fixed or {})
@@ -407,6 +442,8 @@ class Template:
             values.update(new)
             env.update({k: numeric(v) for k, v in new.items()})
             for i in ready:
+                if fixed and (self.conditions[i].names & self._variable_set) <= fixed.keys():
+                    continue
                 try:
                     ok = evaluate(self.conditions[i], env, PURE_FUNCTIONS)
                 except ExpressionError as err:
@@ -432,7 +469,12 @@ def _constant_drawer(line: InitLine, replacements: Mapping[str, Any]
         return None  # let the generic path report it with the line
 
 
-def _rng(key: Any, fn: str) -> np.random.Generator:
+def numpy_rng(key: Any, fn: str = "numpy_rng") -> np.random.Generator:
+    """A numpy Generator seeded from a ``jax.random.key`` (a Generator passes through).
+
+    Raises:
+      TypeError: naming ``fn`` if ``key`` is neither a single typed key nor a Generator.
+    """
     if isinstance(key, np.random.Generator):
         return key
     if (isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
