@@ -26,6 +26,7 @@ PACKAGES = (
     "softstep",
     "tecrl",
     "llm_tools",
+    "abstral",  # llm_tools.abstral; its experiments live in experiments/abstral
     "e3_pruner",
     "seeg_embed",
     "mgc",

@@ -220,12 +220,21 @@ _HASH = re.compile(r"####\s*\$?\s*(-?[\d,]*\.?\d+(?:/\d+)?)")
 _BOXED = re.compile(r"\\boxed\{\s*\$?\s*(-?[\d,]*\.?\d+(?:/\d+)?)\s*\}")
 
 
-def extract_final_number(text: str) -> Fraction | None:
+_ANSWER_IS = re.compile(r"answer is\s*:?\s*\$?\s*(-?[\d,]*\.?\d+(?:/\d+)?)", re.IGNORECASE)
+_ANY = re.compile(r"(?<![\w.])(-?\d[\d,]*(?:\.\d+)?)")
+
+
+def extract_final_number(text: str, *, lenient: bool = False) -> Fraction | None:
     """The final answer of a chain of thought: the last ``#### n``, else the last
-    ``\\boxed{n}`` (commas and a leading ``$`` allowed), as an exact fraction; else ``None``."""
+    ``\\boxed{n}`` (commas and a leading ``$`` allowed), as an exact fraction; else ``None``.
+
+    With ``lenient`` (for models never taught a format, e.g. zero-shot SmolLM2), it falls
+    back to the last "answer is n", then to the last number in the text.
+    """
     if not isinstance(text, str):
         raise TypeError(f"extract_final_number: text must be a str, got {type(text).__name__}")
-    for pattern in (_HASH, _BOXED):
+    patterns = (_HASH, _BOXED, _ANSWER_IS, _ANY) if lenient else (_HASH, _BOXED)
+    for pattern in patterns:
         found = pattern.findall(text)
         if found:
             try:
