@@ -189,11 +189,12 @@ def sft_phase(config, workdir: Path, init: Llama, tokenizer, examples, seed: int
 
 
 def grpo_phase(config, workdir: Path, init: Llama, tokenizer, tasks, seed: int, *,
-               stop_after: int | None = None) -> Llama:
+               reward_fn=abstraction_reward, stop_after: int | None = None) -> Llama:
     """GRPO from ``init`` with AbstRaL's reward; resumable, each iteration a function of
     ``(seed, iteration)`` only.
 
     Args:
+      reward_fn: ``reward_fn(text, task) -> Rewards`` (default: AbstRaL's).
       stop_after: end (as if interrupted) after this many iterations of this call, keeping
         the checkpoint; for tests of resumption.
     """
@@ -230,7 +231,7 @@ def grpo_phase(config, workdir: Path, init: Llama, tokenizer, tasks, seed: int, 
                              max_batch=g.prompts_per_iteration * g.group_size)
         groups = sample_rollouts(sampler, prompts, jax.random.fold_in(k_it, 1), gcfg)
         t1 = time.perf_counter()
-        rewards = [[abstraction_reward(c.text, tasks[i]) for c in group]
+        rewards = [[reward_fn(c.text, tasks[i]) for c in group]
                    for i, group in zip(pick, groups, strict=True)]
         r = np.array([[x.total for x in row] for row in rewards], np.float32)
         batch = rollout_batch(tokenizer, prompts, groups, r, gcfg)
