@@ -219,6 +219,8 @@ def grpo_phase(config, workdir: Path, init: Llama, tokenizer, tasks, seed: int, 
     progress = Progress(max(g.iterations, 1), name=f"abstral.grpo[{seed}]", start_step=start)
     key = jax.random.key(seed * 7919 + 5)
     prompts_all = [abstraction_prompt(t) for t in tasks]
+    sampler = JaxSampler(nnx.merge(graphdef, state.params, state.rest), tokenizer,
+                         max_batch=g.prompts_per_iteration * g.group_size)
     done = 0
     for it in range(start, g.iterations):
         k_it = jax.random.fold_in(key, it)
@@ -227,8 +229,7 @@ def grpo_phase(config, workdir: Path, init: Llama, tokenizer, tasks, seed: int, 
                                             replace=len(tasks) < g.prompts_per_iteration))
         prompts = [prompts_all[i] for i in pick]
         t0 = time.perf_counter()
-        sampler = JaxSampler(nnx.merge(graphdef, state.params, state.rest), tokenizer,
-                             max_batch=g.prompts_per_iteration * g.group_size)
+        sampler.update_weights(nnx.merge(graphdef, state.params, state.rest))  # no recompile
         groups = sample_rollouts(sampler, prompts, jax.random.fold_in(k_it, 1), gcfg)
         t1 = time.perf_counter()
         rewards = [[reward_fn(c.text, tasks[i]) for c in group]
@@ -237,7 +238,8 @@ def grpo_phase(config, workdir: Path, init: Llama, tokenizer, tasks, seed: int, 
         batch = rollout_batch(tokenizer, prompts, groups, r, gcfg)
         if scorer is not None:
             batch = batch._replace(ref_logp=np.asarray(
-                scorer(ref_params, state.rest, jnp.asarray(batch.tokens))))
+                scorer(ref_params, state.rest, jnp.asarray(batch.tokens),
+                       jnp.asarray(batch.real))))
         t2 = time.perf_counter()
         state, m = step_fn(state, batch)
         loss = _finite(float(m["loss"]), "grpo", it + 1)

@@ -15,8 +15,10 @@ SFT minimizes the mean next-token cross-entropy over the masked positions. GRPO
 (:mod:`~llm_tools.abstral.grpo`) samples ``group_size`` completions per prompt from the current
 policy, scores them with the reward, and takes a clipped policy-gradient step on the group
 advantages; the log-probabilities are those of the sampling distribution (logits divided by the
-sampling temperature), as in TRL. Steps are jitted and, with a mesh, data-parallel over its
-``'data'`` axis (batch sharded, parameters replicated, gradients all-reduced by ``jit``).
+sampling temperature), as in TRL. Both steps are :func:`llm_tools.make_train_step` with a
+custom loss over :func:`llm_tools.token_logprobs` (differentiable, padding-aware): jitted and,
+with a mesh, data-parallel over its ``'data'`` axis (batch sharded, parameters replicated,
+gradients all-reduced by ``jit``).
 
 References:
   Gao, Bosselut, Bengio, Abbe, "AbstRaL: Augmenting LLMs' Reasoning by Reinforcing Abstract
@@ -38,8 +40,8 @@ from flax import nnx
 from llm_tools.abstral.grpo import REDUCTIONS, group_advantages, grpo_loss
 from llm_tools.abstral.perturb import Problem
 from llm_tools.abstral.rewards import AbstractionTask
-from llm_tools.model import Llama, forward
-from llm_tools.train import TrainState
+from llm_tools.model import Llama
+from llm_tools.train import make_train_step, token_logprobs
 
 __all__ = [
     "Batch",
@@ -48,13 +50,13 @@ __all__ = [
     "abstraction_example",
     "cot_example",
     "encode_examples",
+    "grpo_objective",
     "make_grpo_step",
     "make_sft_step",
     "pad_length",
     "rollout_batch",
     "sample_rollouts",
     "sft_loss",
-    "token_logprobs",
 ]
 
 
@@ -78,20 +80,34 @@ def abstraction_prompt(task: AbstractionTask) -> str:
 
 
 class Batch(NamedTuple):
-    """``tokens [B, L]`` (right-padded) and ``mask [B, L-1]`` (1 where position ``t`` predicts a
-    completion token ``tokens[:, t+1]``, EOS included)."""
+    """``tokens [B, L]`` (right-padded), ``real [B, L]`` (True at real tokens) and ``mask
+    [B, L-1]`` (1 where position ``t`` predicts a completion token ``tokens[:, t+1]``, EOS
+    included)."""
 
     tokens: np.ndarray
+    real: np.ndarray
     mask: np.ndarray
 
 
-def pad_length(n: int, multiple: int = 64) -> int:
+def _pack(rows: Sequence[list[int]], starts: Sequence[int], pad_id: int,
+          length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    tokens = np.full((len(rows), length), pad_id, np.int32)
+    real = np.zeros((len(rows), length), bool)
+    mask = np.zeros((len(rows), length - 1), np.float32)
+    for i, (ids, start) in enumerate(zip(rows, starts, strict=True)):
+        tokens[i, :len(ids)] = ids
+        real[i, :len(ids)] = True
+        mask[i, start - 1:len(ids) - 1] = 1.0
+    return tokens, real, mask
+
+
+def pad_length(n: int, multiple: int = 128) -> int:
     """``n`` rounded up to a multiple (few distinct shapes, so few compilations)."""
     return -(-n // multiple) * multiple
 
 
 def encode_examples(tokenizer, examples: Sequence[tuple[str, str]], *, max_len: int,
-                    multiple: int = 64) -> Batch:
+                    multiple: int = 128) -> Batch:
     """Tokenizes ``(prompt, completion)`` pairs into a right-padded :class:`Batch`.
 
     Raises:
@@ -109,60 +125,26 @@ def encode_examples(tokenizer, examples: Sequence[tuple[str, str]], *, max_len: 
         rows.append(ids)
         starts.append(len(p))
     length = min(pad_length(max(map(len, rows)), multiple), max_len)
-    tokens = np.full((len(rows), length), tokenizer.pad_id, np.int32)
-    mask = np.zeros((len(rows), length - 1), np.float32)
-    for i, (ids, start) in enumerate(zip(rows, starts, strict=True)):
-        tokens[i, :len(ids)] = ids
-        mask[i, start - 1:len(ids) - 1] = 1.0
-    return Batch(tokens, mask)
+    return Batch(*_pack(rows, starts, tokenizer.pad_id, length))
 
 
-def token_logprobs(model: Llama, tokens: jax.Array, *, temperature: float = 1.0) -> jax.Array:
-    """``[B, L-1]``: ``log softmax(z_t / T)[tokens[:, t+1]]`` for right-padded ``tokens``
-    (differentiable; positions past the padding are garbage and must be masked)."""
-    logits, _, _ = forward(model, tokens[:, :-1])
-    logp = jax.nn.log_softmax(logits / temperature, axis=-1)
-    return jnp.take_along_axis(logp, tokens[:, 1:, None], axis=-1)[..., 0]
-
-
-def sft_loss(model: Llama, batch: Batch) -> jax.Array:
-    """Mean next-token cross-entropy over the masked (completion) positions."""
-    logp = token_logprobs(model, jnp.asarray(batch.tokens))
-    mask = jnp.asarray(batch.mask)
-    return -(logp * mask).sum() / jnp.maximum(mask.sum(), 1.0)
-
-
-def _shard(mesh, state, batch):
-    if mesh is None:
-        return state, jax.tree.map(jnp.asarray, batch)
-    n = mesh.shape["data"]
-    rows = jax.tree.leaves(batch)[0].shape[0]
-    if rows % n:
-        raise ValueError(f"train step: batch of {rows} rows is not divisible by the {n} "
-                         "devices of the 'data' axis")
-    data = jax.NamedSharding(mesh, jax.P("data"))
-    replicated = jax.NamedSharding(mesh, jax.P())
-    return jax.device_put(state, replicated), jax.tree.map(
-        lambda x: jax.device_put(jnp.asarray(x), data), batch)
+def sft_loss(model: Llama, batch: Batch) -> tuple[jax.Array, dict]:
+    """Mean next-token cross-entropy over the masked (completion) positions; ``(loss, aux)``
+    for :func:`llm_tools.make_train_step`."""
+    logp = token_logprobs(model, batch.tokens, batch.real)
+    mask = batch.mask.astype(logp.dtype)
+    return -(logp * mask).sum() / jnp.maximum(mask.sum(), 1.0), {"tokens": mask.sum()}
 
 
 def make_sft_step(graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation,
                   mesh: jax.sharding.Mesh | None = None) -> Callable:
-    """A jitted ``step(state, batch) -> (state, loss)`` minimizing :func:`sft_loss`."""
+    """``step(state, batch) -> (state, loss)`` minimizing :func:`sft_loss` (jitted,
+    data-parallel with a mesh)."""
+    step = make_train_step(graphdef, optimizer, sft_loss, mesh=mesh)
 
-    @jax.jit
-    def step(state: TrainState, batch: Batch):
-        def loss_fn(params):
-            return sft_loss(nnx.merge(graphdef, params, state.rest), batch)
-
-        loss, grads = jax.value_and_grad(loss_fn)(state.params)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        return TrainState(optax.apply_updates(state.params, updates), state.rest, opt_state,
-                          state.step + 1), loss
-
-    def run(state, batch):
-        return step(*_shard(mesh, state, Batch(*batch)))
-
+    def run(state, batch: Batch):
+        state, loss, _ = step(state, Batch(*(jnp.asarray(x) for x in batch)))
+        return state, loss
 
     return run
 
@@ -195,10 +177,11 @@ class GRPOConfig(NamedTuple):
 
 
 class Rollouts(NamedTuple):
-    """One GRPO batch: ``tokens [N, L]``, ``mask [N, L-1]``, ``advantages [N]``, ``rewards
-    [P, G]``, the completions' texts, and optional ``ref_logp [N, L-1]``."""
+    """One GRPO batch: ``tokens [N, L]``, ``real [N, L]``, ``mask [N, L-1]``, ``advantages
+    [N]``, ``rewards [P, G]``, the completions' texts, and optional ``ref_logp [N, L-1]``."""
 
     tokens: np.ndarray
+    real: np.ndarray
     mask: np.ndarray
     advantages: np.ndarray
     rewards: np.ndarray
@@ -223,7 +206,7 @@ def sample_rollouts(sampler, prompts: Sequence[str], key: jax.Array, config: GRP
 
 
 def rollout_batch(tokenizer, prompts: Sequence[str], completions, rewards: np.ndarray,
-                  config: GRPOConfig, *, multiple: int = 64) -> Rollouts:
+                  config: GRPOConfig, *, multiple: int = 128) -> Rollouts:
     """Packs sampled groups and their rewards ``[P, G]`` into a :class:`Rollouts` batch."""
     rewards = np.asarray(rewards, np.float32)
     if rewards.shape != (len(prompts), config.group_size):
@@ -238,57 +221,55 @@ def rollout_batch(tokenizer, prompts: Sequence[str], completions, rewards: np.nd
             rows.append(p + _completion_ids(c, tokenizer.eos_id))
             starts.append(len(p))
             texts.append(c.text)
-    length = pad_length(max(map(len, rows)), multiple)
-    tokens = np.full((len(rows), length), tokenizer.pad_id, np.int32)
-    mask = np.zeros((len(rows), length - 1), np.float32)
-    for i, (ids, start) in enumerate(zip(rows, starts, strict=True)):
-        tokens[i, :len(ids)] = ids
-        mask[i, start - 1:len(ids) - 1] = 1.0
-    return Rollouts(tokens, mask, adv.astype(np.float32), rewards, tuple(texts))
+    tokens, real, mask = _pack(rows, starts, tokenizer.pad_id,
+                               pad_length(max(map(len, rows)), multiple))
+    return Rollouts(tokens, real, mask, adv.astype(np.float32), rewards, tuple(texts))
+
+
+def grpo_objective(config: GRPOConfig) -> Callable:
+    """``loss_fn(model, batch) -> (loss, GRPOAux)`` on fresh on-policy samples: the old policy
+    is the current one (its log-probabilities detached), so the ratio starts at 1 and the
+    clipped objective's gradient is the advantage-weighted log-probability gradient."""
+    config = config.validate()
+
+    def loss_fn(model: Llama, batch: dict):
+        logp = token_logprobs(model, batch["tokens"], batch["real"],
+                              temperature=config.temperature)
+        return grpo_loss(logp, jax.lax.stop_gradient(logp), batch["advantages"],
+                         batch["mask"], batch.get("ref_logp"), epsilon_low=config.epsilon_low,
+                         epsilon_high=config.epsilon_high, beta=config.beta,
+                         reduction=config.reduction)
+
+    return loss_fn
 
 
 def make_grpo_step(graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation,
                    config: GRPOConfig, mesh: jax.sharding.Mesh | None = None) -> Callable:
-    """A jitted ``step(state, rollouts) -> (state, metrics)``: one GRPO update on fresh
-    on-policy samples (the old policy is the current one, so the ratio starts at 1 and the
-    clipped objective's gradient is the advantage-weighted log-probability gradient)."""
+    """``step(state, rollouts) -> (state, metrics)``: one GRPO update (jitted, data-parallel
+    with a mesh)."""
     config = config.validate()
+    step = make_train_step(graphdef, optimizer, grpo_objective(config), mesh=mesh)
 
-    @jax.jit
-    def step(state: TrainState, batch: dict):
-        def loss_fn(params):
-            model = nnx.merge(graphdef, params, state.rest)
-            logp = token_logprobs(model, batch["tokens"], temperature=config.temperature)
-            return grpo_loss(logp, jax.lax.stop_gradient(logp), batch["advantages"],
-                             batch["mask"], batch.get("ref_logp"),
-                             epsilon_low=config.epsilon_low, epsilon_high=config.epsilon_high,
-                             beta=config.beta, reduction=config.reduction)
-
-        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        new = TrainState(optax.apply_updates(state.params, updates), state.rest, opt_state,
-                         state.step + 1)
-        return new, {"loss": loss, "kl": aux.kl, "clip_fraction": aux.clip_fraction,
-                     "grad_norm": optax.tree.norm(grads)}
-
-    def run(state: TrainState, rollouts: Rollouts):
+    def run(state, rollouts: Rollouts):
         if config.beta > 0 and rollouts.ref_logp is None:
             raise ValueError("GRPO step: beta > 0 needs rollouts.ref_logp")
-        batch = {"tokens": rollouts.tokens, "mask": rollouts.mask,
+        batch = {"tokens": rollouts.tokens, "real": rollouts.real, "mask": rollouts.mask,
                  "advantages": rollouts.advantages}
         if rollouts.ref_logp is not None:
             batch["ref_logp"] = rollouts.ref_logp
-        return step(*_shard(mesh, state, batch))
+        state, loss, aux = step(state, jax.tree.map(jnp.asarray, batch))
+        return state, {"loss": loss, "kl": aux.kl, "clip_fraction": aux.clip_fraction}
 
     return run
 
 
 def make_scorer(graphdef: nnx.GraphDef, temperature: float = 1.0) -> Callable:
-    """A jitted ``score(params, rest, tokens) -> [B, L-1]`` log-probabilities (no gradient),
-    e.g. the frozen reference policy's for the KL term."""
+    """A jitted ``score(params, rest, tokens, real) -> [B, L-1]`` log-probabilities (no
+    gradient), e.g. the frozen reference policy's for the KL term."""
 
     @jax.jit
-    def score(params, rest, tokens):
-        return token_logprobs(nnx.merge(graphdef, params, rest), tokens, temperature=temperature)
+    def score(params, rest, tokens, real):
+        return token_logprobs(nnx.merge(graphdef, params, rest), tokens, real,
+                              temperature=temperature)
 
     return score

@@ -22,8 +22,8 @@ from llm_tools.abstral.training import (
     make_sft_step,
     rollout_batch,
     sft_loss,
-    token_logprobs,
 )
+from llm_tools.train import token_logprobs
 
 ROOT = Path(__file__).resolve().parents[3]
 TOK = ByteTokenizer()
@@ -38,6 +38,7 @@ def test_encode_examples_masks_the_completion_and_eos():
     # position t predicts tokens[t + 1]: 'c' (t=1) and EOS (t=2) of row 0.
     np.testing.assert_array_equal(batch.mask[0], [0, 1, 1, 0, 0, 0, 0])
     np.testing.assert_array_equal(batch.mask[1], [1, 1, 1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(batch.real[0], [1, 1, 1, 1, 0, 0, 0, 0])
     with pytest.raises(ValueError, match="example 0 has 4 tokens, more than max_len=3"):
         encode_examples(TOK, [("ab", "c")], max_len=3)
     with pytest.raises(ValueError, match="encode_examples: examples is empty"):
@@ -53,7 +54,7 @@ def test_losses_equal_a_manual_computation():
     logz = np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1)) + logits.max(-1)
     lp = np.take_along_axis(logits, batch.tokens[:, 1:, None], -1)[..., 0] - logz
     want = -(lp * batch.mask).sum() / batch.mask.sum()
-    np.testing.assert_allclose(float(sft_loss(model, batch)), want, rtol=1e-5)
+    np.testing.assert_allclose(float(sft_loss(model, batch)[0]), want, rtol=1e-5)
     got = token_logprobs(model, jnp.asarray(batch.tokens), temperature=2.0)
     lp2 = logits / 2.0
     lz2 = np.log(np.exp(lp2 - lp2.max(-1, keepdims=True)).sum(-1)) + lp2.max(-1)
@@ -71,8 +72,13 @@ def test_right_padding_does_not_change_real_positions():
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def _completion(text, stop=True):
+def _completion(text, stop=True, kept=False):
+    """A sampler's completion; ``kept``: the new Completion that keeps the stop token."""
     ids = tuple(TOK.encode(text))
+    if kept:
+        return SimpleNamespace(text=text, token_ids=ids + ((TOK.eos_id,) if stop else ()),
+                               finish_reason="stop" if stop else "length",
+                               ends_with_stop_token=stop)
     return SimpleNamespace(text=text, token_ids=ids, finish_reason="stop" if stop else "length")
 
 
@@ -88,6 +94,12 @@ def test_rollout_batch():
     np.testing.assert_array_equal(r.tokens[0, :len(row0)], row0)
     assert r.mask[0].sum() == len("#### 1") + 1 and r.mask[1].sum() == 2  # no EOS: length
     assert r.mask[0, 1] == 1 and r.mask[0, 0] == 0  # starts predicting after the prompt
+    kept = rollout_batch(TOK, ["P:", "Q:"], [[_completion("#### 1", kept=True),
+                                              _completion("xx", stop=False, kept=True)],
+                                             groups[1]], np.array([[1.0, 0.0], [0.5, 0.5]]),
+                         cfg, multiple=4)
+    np.testing.assert_array_equal(kept.tokens, r.tokens)  # the EOS once, either way
+    np.testing.assert_array_equal(kept.mask, r.mask)
     with pytest.raises(ValueError, match=r"rewards must have shape \(2, 2\)"):
         rollout_batch(TOK, ["P:", "Q:"], groups, np.zeros((2, 3)), cfg)
 
@@ -103,10 +115,9 @@ def test_grpo_step_moves_only_on_nonzero_advantages():
     new, m = step(state, flat)
     for a, b in zip(jax.tree.leaves(new.params), jax.tree.leaves(state.params), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    assert float(m["loss"]) == 0.0 and float(m["grad_norm"]) == 0.0
+    assert float(m["loss"]) == 0.0
     good = rollout_batch(TOK, ["P:"], groups, np.array([[1.0, 0.0]]), cfg)
     new, m = step(state, good)
-    assert float(m["grad_norm"]) > 0
     # The gradient step is along grad(log p(rewarded) - log p(other)) (advantages +-0.71, equal
     # lengths), so the gap between the two completions' log-probabilities grows.
     before = np.asarray(token_logprobs(model, jnp.asarray(good.tokens)) * good.mask).sum(1)
@@ -146,9 +157,10 @@ def test_grpo_config_bad_inputs():
         from llm_tools.abstral.training import abstraction_example
 
         abstraction_example(None, style="latex")
-    assert isinstance(Batch(np.zeros(1), np.zeros(1)), tuple)
+    assert isinstance(Batch(np.zeros(1), np.zeros(1), np.zeros(1)), tuple)
 
 
+@pytest.mark.slow  # its own process, compiles for 8 devices (minutes on a loaded 2-core box)
 def test_data_parallel_grpo_and_sft_on_8_devices():
     out = subprocess.run([sys.executable, "-m", "tests.llm_tools.abstral.multidevice_grpo"],
                          cwd=ROOT, capture_output=True, text=True, timeout=900)
