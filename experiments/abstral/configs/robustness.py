@@ -47,10 +47,10 @@ def get_config(variant=None):
         "standard": {
             "max_templates": 0, "train_instances": 8, "eval_instances": 1, "eval_probes": 3,
             "num_seeds": 2, "tokenizer.vocab_size": 2048, "tokenizer.stdlib_files": 60,
-            "model.dim": 128, "model.n_layers": 4, "model.n_heads": 4, "model.n_kv_heads": 2,
+            "model.dim": 128, "model.n_layers": 3, "model.n_heads": 4, "model.n_kv_heads": 2,
             "pretrain.steps": 300, "pretrain.batch_size": 16, "pretrain.seq_len": 128,
-            "pretrain.max_files": 60, "sft.steps": 400, "sft.batch_size": 16,
-            "sft.learning_rate": 1e-3, "sft.warmup_steps": 40, "grpo.iterations": 60,
+            "pretrain.max_files": 60, "sft.steps": 300, "sft.batch_size": 16,
+            "sft.learning_rate": 1e-3, "sft.warmup_steps": 30, "grpo.iterations": 40,
             "grpo.prompts_per_iteration": 8, "grpo.group_size": 8, "grpo.learning_rate": 5e-5,
             "grpo.warmup_iterations": 5, "grpo.max_new_tokens": 112, "grpo.n_probes": 3,
             "eval.max_new_tokens_cot": 320, "eval.max_new_tokens_abs": 112,
