@@ -34,6 +34,7 @@ from llm_tools.abstral.training import (
     GRPOConfig,
     abstraction_prompt,
     make_grpo_step,
+    pad_length,
     rollout_batch,
     sample_rollouts,
 )
@@ -73,6 +74,7 @@ def time_ours(model, tokenizer, tasks, cfg: GRPOConfig, iterations: int) -> list
     step = make_grpo_step(graphdef, opt, cfg)
     sampler = JaxSampler(model, tokenizer, max_batch=len(tasks) * cfg.group_size)
     prompts = [abstraction_prompt(t) for t in tasks]
+    length = pad_length(max(len(tokenizer.encode(p)) for p in prompts) + cfg.max_new_tokens + 1)
     rows = []
     for it in range(iterations + 1):  # the first iteration compiles: not reported
         t0 = time.perf_counter()
@@ -81,7 +83,7 @@ def time_ours(model, tokenizer, tasks, cfg: GRPOConfig, iterations: int) -> list
         t1 = time.perf_counter()
         r = np.array([[abstraction_reward(c.text, task).total for c in g]
                       for task, g in zip(tasks, groups, strict=True)], np.float32)
-        batch = rollout_batch(tokenizer, prompts, groups, r, cfg)
+        batch = rollout_batch(tokenizer, prompts, groups, r, cfg, length=length)
         t2 = time.perf_counter()
         state, m = step(state, batch)
         float(m["loss"])

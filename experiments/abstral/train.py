@@ -57,6 +57,7 @@ from llm_tools.abstral.training import (
     make_grpo_step,
     make_scorer,
     make_sft_step,
+    pad_length,
     rollout_batch,
     sample_rollouts,
 )
@@ -219,6 +220,9 @@ def grpo_phase(config, workdir: Path, init: Llama, tokenizer, tasks, seed: int, 
     progress = Progress(max(g.iterations, 1), name=f"abstral.grpo[{seed}]", start_step=start)
     key = jax.random.key(seed * 7919 + 5)
     prompts_all = [abstraction_prompt(t) for t in tasks]
+    # One padded length for the whole phase: the update step compiles once.
+    length = pad_length(max(len(tokenizer.encode(p)) for p in prompts_all) + g.max_new_tokens
+                        + 1)
     sampler = JaxSampler(nnx.merge(graphdef, state.params, state.rest), tokenizer,
                          max_batch=g.prompts_per_iteration * g.group_size)
     done = 0
@@ -235,7 +239,7 @@ def grpo_phase(config, workdir: Path, init: Llama, tokenizer, tasks, seed: int, 
         rewards = [[reward_fn(c.text, tasks[i]) for c in group]
                    for i, group in zip(pick, groups, strict=True)]
         r = np.array([[x.total for x in row] for row in rewards], np.float32)
-        batch = rollout_batch(tokenizer, prompts, groups, r, gcfg)
+        batch = rollout_batch(tokenizer, prompts, groups, r, gcfg, length=length)
         if scorer is not None:
             batch = batch._replace(ref_logp=np.asarray(
                 scorer(ref_params, state.rest, jnp.asarray(batch.tokens),

@@ -206,8 +206,15 @@ def sample_rollouts(sampler, prompts: Sequence[str], key: jax.Array, config: GRP
 
 
 def rollout_batch(tokenizer, prompts: Sequence[str], completions, rewards: np.ndarray,
-                  config: GRPOConfig, *, multiple: int = 128) -> Rollouts:
-    """Packs sampled groups and their rewards ``[P, G]`` into a :class:`Rollouts` batch."""
+                  config: GRPOConfig, *, multiple: int = 128,
+                  length: int | None = None) -> Rollouts:
+    """Packs sampled groups and their rewards ``[P, G]`` into a :class:`Rollouts` batch.
+
+    Args:
+      length: pad every batch to exactly this many tokens (one compiled update step for a
+        whole run: longest prompt + ``max_new_tokens``); default: the longest row rounded up
+        to ``multiple``.
+    """
     rewards = np.asarray(rewards, np.float32)
     if rewards.shape != (len(prompts), config.group_size):
         raise ValueError(f"rollout_batch: rewards must have shape "
@@ -221,8 +228,13 @@ def rollout_batch(tokenizer, prompts: Sequence[str], completions, rewards: np.nd
             rows.append(p + _completion_ids(c, tokenizer.eos_id))
             starts.append(len(p))
             texts.append(c.text)
-    tokens, real, mask = _pack(rows, starts, tokenizer.pad_id,
-                               pad_length(max(map(len, rows)), multiple))
+    longest = max(map(len, rows))
+    if length is None:
+        length = pad_length(longest, multiple)
+    elif length < longest:
+        raise ValueError(f"rollout_batch: length {length} is shorter than the longest row "
+                         f"({longest} tokens)")
+    tokens, real, mask = _pack(rows, starts, tokenizer.pad_id, length)
     return Rollouts(tokens, real, mask, adv.astype(np.float32), rewards, tuple(texts))
 
 

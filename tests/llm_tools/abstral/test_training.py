@@ -100,6 +100,10 @@ def test_rollout_batch():
                          cfg, multiple=4)
     np.testing.assert_array_equal(kept.tokens, r.tokens)  # the EOS once, either way
     np.testing.assert_array_equal(kept.mask, r.mask)
+    fixed = rollout_batch(TOK, ["P:", "Q:"], groups, np.zeros((2, 2)), cfg, length=32)
+    assert fixed.tokens.shape == (4, 32) and fixed.mask.shape == (4, 31)
+    with pytest.raises(ValueError, match="length 4 is shorter than the longest row"):
+        rollout_batch(TOK, ["P:", "Q:"], groups, np.zeros((2, 2)), cfg, length=4)
     with pytest.raises(ValueError, match=r"rewards must have shape \(2, 2\)"):
         rollout_batch(TOK, ["P:", "Q:"], groups, np.zeros((2, 3)), cfg)
 
