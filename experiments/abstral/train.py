@@ -20,6 +20,7 @@ iterations on the same problems.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -330,8 +331,6 @@ def run(config, workdir) -> dict:
         for method in METHODS:
             path = sdir / f"eval_{method}.json"
             if path.is_file():
-                import json
-
                 records = json.loads(path.read_text())
             else:
                 records = []
