@@ -44,6 +44,10 @@ EXTRAS["all"] = sorted({req for name in ("rl", "llm") for req in EXTRAS[name]})
 # already on disk, while an unpinned torch pulls a multi-GB CUDA build.
 EXTRAS["reference"] = ["torch==2.13.0", "transformers>=4.48", "accelerate>=1.0",
                        "sentence-transformers>=3.0"]
+# Benchmark-only: TRL's GRPOTrainer for experiments/abstral/bench.py --trl (resolves with the
+# CPU torch==2.13.0; never needed by the library or its tests).
+EXTRAS["bench"] = ["trl==1.16.0", "datasets>=2.14", "torch==2.13.0", "transformers>=4.48",
+                   "accelerate>=1.0"]
 # The tests exercise every package, so they need every runtime extra too.
 EXTRAS["test"] = ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", *EXTRAS["all"]]
 

