@@ -1,0 +1,33 @@
+"""Thought Branches: interpreting a reasoning model's chain of thought by resampling.
+
+(filled in below)
+"""
+
+from llm_tools.thought_branches.answers import (
+    ANSWER_KINDS,
+    answers_match,
+    extract_answer,
+    extract_boxed,
+    normalize_answer,
+)
+from llm_tools.thought_branches.metrics import (
+    Estimate,
+    RolloutSet,
+    accuracy,
+    answer_distribution,
+    bootstrap_mean,
+    kl_divergence,
+    sentence_importance,
+)
+from llm_tools.thought_branches.splitter import (
+    Sentence,
+    first_sentence,
+    join_sentences,
+    split_sentences,
+)
+
+__all__ = [
+    "Estimate", "RolloutSet", "accuracy", "answer_distribution", "bootstrap_mean",
+    "kl_divergence", "sentence_importance",
+    "ANSWER_KINDS", "answers_match", "extract_answer", "extract_boxed", "normalize_answer",
+    "Sentence", "first_sentence", "join_sentences", "split_sentences"]
