@@ -19,14 +19,27 @@ from llm_tools.thought_branches.metrics import (
     kl_divergence,
     sentence_importance,
 )
+from llm_tools.thought_branches.resampling import (
+    Trace,
+    collect,
+    embed_similarities,
+    prefix_key,
+    rollout_sets,
+    sampler_identity,
+    sweep,
+    token_access,
+)
 from llm_tools.thought_branches.splitter import (
     Sentence,
     first_sentence,
     join_sentences,
     split_sentences,
 )
+from llm_tools.thought_branches.store import Rollout, RolloutStore, SamplingParams
 
 __all__ = [
+    "Rollout", "RolloutStore", "SamplingParams", "Trace", "collect", "embed_similarities",
+    "prefix_key", "rollout_sets", "sampler_identity", "sweep", "token_access",
     "Estimate", "RolloutSet", "accuracy", "answer_distribution", "bootstrap_mean",
     "kl_divergence", "sentence_importance",
     "ANSWER_KINDS", "answers_match", "extract_answer", "extract_boxed", "normalize_answer",
