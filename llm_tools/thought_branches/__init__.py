@@ -10,6 +10,17 @@ from llm_tools.thought_branches.answers import (
     extract_boxed,
     normalize_answer,
 )
+from llm_tools.thought_branches.interventions import (
+    OnPolicyResult,
+    candidate_score,
+    off_policy_prefix,
+    on_policy_search,
+)
+from llm_tools.thought_branches.mediation import (
+    MediationResult,
+    parallel_mediation,
+    transplant_prefix,
+)
 from llm_tools.thought_branches.metrics import (
     Estimate,
     RolloutSet,
@@ -29,6 +40,7 @@ from llm_tools.thought_branches.resampling import (
     sweep,
     token_access,
 )
+from llm_tools.thought_branches.resilience import ResilienceResult, cf_plus_plus, resilience
 from llm_tools.thought_branches.splitter import (
     Sentence,
     first_sentence,
@@ -36,8 +48,12 @@ from llm_tools.thought_branches.splitter import (
     split_sentences,
 )
 from llm_tools.thought_branches.store import Rollout, RolloutStore, SamplingParams
+from llm_tools.thought_branches.taxonomy import SENTENCE_TYPES, sentence_type
 
 __all__ = [
+    "OnPolicyResult", "candidate_score", "off_policy_prefix", "on_policy_search",
+    "MediationResult", "parallel_mediation", "transplant_prefix", "ResilienceResult",
+    "cf_plus_plus", "resilience", "SENTENCE_TYPES", "sentence_type",
     "Rollout", "RolloutStore", "SamplingParams", "Trace", "collect", "embed_similarities",
     "prefix_key", "rollout_sets", "sampler_identity", "sweep", "token_access",
     "Estimate", "RolloutSet", "accuracy", "answer_distribution", "bootstrap_mean",
