@@ -117,7 +117,7 @@ def _first_sentence_ids(tok, completion):
 
 
 def on_policy_search(sampler, trace: Trace, i: int, target: str, *, embedder, key: jax.Array,
-                     params: SamplingParams = SamplingParams(), n_iterations: int = 6,
+                     params: SamplingParams | None = None, n_iterations: int = 6,
                      n_candidates: int = 12, n_continuations: int = 8,
                      candidate_tokens: int = 48, next_tokens: int = 64, threshold: float = 0.7,
                      w_cos: float = 1.0, w_lp: float = 0.0) -> OnPolicyResult:
@@ -131,7 +131,7 @@ def on_policy_search(sampler, trace: Trace, i: int, target: str, *, embedder, ke
       target: the sentence wanted at ``i + 1``.
       embedder: sentence embedder for the cosine.
       key: base key (iteration ``t`` uses ``fold_in`` of it with ``2t`` and ``2t + 1``).
-      params: temperature / top-p of the short samples.
+      params: temperature / top-p of the short samples (default ``SamplingParams()``).
       n_iterations, n_candidates, n_continuations: search sizes (6, 12, 8).
       candidate_tokens, next_tokens: token budgets of the short samples (48, 64).
       threshold: success cosine (0.7).
@@ -153,6 +153,7 @@ def on_policy_search(sampler, trace: Trace, i: int, target: str, *, embedder, ke
                     ("next_tokens", next_tokens)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{who}: {name} must be a positive int, got {v!r}")
+    params = SamplingParams() if params is None else params
     tok = token_access(sampler)
     base = trace.prefix_ids(i)
     k0 = prefix_key(key, "onpolicy", target[:64], i)
