@@ -42,7 +42,10 @@ EXTRAS["all"] = sorted({req for name in ("rl", "llm") for req in EXTRAS[name]})
 # already on disk, while an unpinned torch pulls a multi-GB CUDA build.
 EXTRAS["reference"] = ["torch==2.13.0", "transformers>=4.48", "accelerate>=1.0"]
 # The tests exercise every package, so they need every runtime extra too.
-EXTRAS["test"] = ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", *EXTRAS["all"]]
+# hypothesis: property tests; selenium drives Debian's headless chromium for the browser-view
+# test of llm_tools.thought_branches (.ci/run installs chromium and chromium-driver).
+EXTRAS["test"] = ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "hypothesis>=6.100",
+                  "selenium>=4.20", *EXTRAS["all"]]
 
 setup(
     name="paperjax",

@@ -135,6 +135,21 @@ def _atomic_json(path: Path, obj) -> None:
             os.unlink(tmp)
 
 
+def _atomic_write_text(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
 def fingerprint(obj) -> str:
     """A short stable hash of a JSON-able object."""
     data = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
