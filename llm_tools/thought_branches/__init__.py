@@ -57,6 +57,13 @@ from llm_tools.thought_branches.metrics import (
     sentence_importance,
 )
 from llm_tools.thought_branches.plots import plot_importance, plot_resilience
+from llm_tools.thought_branches.problems import (
+    Problem,
+    decision_problems,
+    format_prompt,
+    generated_problems,
+    gsm_symbolic_problems,
+)
 from llm_tools.thought_branches.resampling import (
     Trace,
     collect,
@@ -76,8 +83,14 @@ from llm_tools.thought_branches.splitter import (
 )
 from llm_tools.thought_branches.store import Rollout, RolloutStore, SamplingParams
 from llm_tools.thought_branches.taxonomy import SENTENCE_TYPES, sentence_type
+from llm_tools.thought_branches.vocab import WordTokenizer
 
 __all__ = [
+    "Problem",
+    "decision_problems",
+    "format_prompt",
+    "generated_problems",
+    "gsm_symbolic_problems",
     "accuracy",
     "analyze",
     "answer_distribution",
@@ -122,6 +135,7 @@ __all__ = [
     "sweep",
     "token_access",
     "Trace",
+    "WordTokenizer",
     "transplant_prefix",
     "write_html",
 ]
