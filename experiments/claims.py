@@ -26,6 +26,7 @@ PACKAGES = (
     "softstep",
     "tecrl",
     "llm_tools",
+    "thought_branches",
     "e3_pruner",
     "seeg_embed",
     "mgc",

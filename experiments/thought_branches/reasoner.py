@@ -43,7 +43,7 @@ from llm_tools.thought_branches import (
 )
 from llm_tools.thought_branches.vocab import WordTokenizer
 
-MODEL = dict(dim=128, n_layers=4, n_heads=4, n_kv_heads=2, max_seq_len=256)
+MODEL = dict(dim=96, n_layers=3, n_heads=4, n_kv_heads=2, max_seq_len=256)
 SEQ = 128
 
 

@@ -56,6 +56,7 @@ from llm_tools.thought_branches.metrics import (
     kl_divergence,
     sentence_importance,
 )
+from llm_tools.thought_branches.models import load_reasoner, reasoner_path, reasoner_sampler
 from llm_tools.thought_branches.plots import plot_importance, plot_resilience
 from llm_tools.thought_branches.problems import (
     Problem,
@@ -108,6 +109,7 @@ __all__ = [
     "first_sentence",
     "join_sentences",
     "kl_divergence",
+    "load_reasoner",
     "MediationResult",
     "METRIC_NAMES",
     "normalize_answer",
@@ -118,6 +120,8 @@ __all__ = [
     "plot_importance",
     "plot_resilience",
     "prefix_key",
+    "reasoner_path",
+    "reasoner_sampler",
     "render_html",
     "resilience",
     "ResilienceResult",

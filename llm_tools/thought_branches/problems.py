@@ -76,7 +76,7 @@ def _one(rng, k: int, p_slip: float, p_check: float) -> tuple[str, int, str]:
     item = str(rng.choice(_ITEMS))
     t = k % 5
     if t == 0:  # a * b - c
-        a, b = int(rng.integers(2, 10)), int(rng.integers(3, 20))
+        a, b = int(rng.integers(2, 7)), int(rng.integers(3, 13))
         c = int(rng.integers(1, a * b))
         r = a * b - c
         q = (f"{name} has {a} bags with {b} {item}s in each bag. {pron.capitalize()} gives away "
@@ -87,8 +87,8 @@ def _one(rng, k: int, p_slip: float, p_check: float) -> tuple[str, int, str]:
                                                                       p_slip)]
         check = f"Check: {r} + {c} = {a * b}."
     elif t == 1:  # c - a * b (change)
-        a, b = int(rng.integers(2, 10)), int(rng.integers(2, 15))
-        c = a * b + int(rng.integers(1, 30))
+        a, b = int(rng.integers(2, 7)), int(rng.integers(2, 13))
+        c = a * b + int(rng.integers(1, 20))
         r = c - a * b
         q = (f"{name} buys {a} {item}s that cost {b} dollars each and pays with {c} dollars. "
              f"How many dollars of change does {pron} get?")
@@ -96,8 +96,8 @@ def _one(rng, k: int, p_slip: float, p_check: float) -> tuple[str, int, str]:
                  "Then subtract it from what was paid.", _compute(rng, c, "-", a * b, r, p_slip)]
         check = f"Check: {a * b} + {r} = {c}."
     elif t == 2:  # a * b + c
-        a, b = int(rng.integers(2, 10)), int(rng.integers(3, 20))
-        c = int(rng.integers(1, 40))
+        a, b = int(rng.integers(2, 7)), int(rng.integers(3, 13))
+        c = int(rng.integers(1, 20))
         r = a * b + c
         q = (f"{name} reads {b} pages a day for {a} days and then {c} more pages. How many "
              f"pages does {pron} read in all?")
@@ -106,8 +106,8 @@ def _one(rng, k: int, p_slip: float, p_check: float) -> tuple[str, int, str]:
                  f"Then add the {c} extra pages.", _compute(rng, a * b, "+", c, r, p_slip)]
         check = f"Check: {r} - {c} = {a * b}."
     elif t == 3:  # (n - c) / b
-        b, r = int(rng.integers(2, 9)), int(rng.integers(2, 12))
-        c = int(rng.integers(1, 15))
+        b, r = int(rng.integers(2, 7)), int(rng.integers(2, 10))
+        c = int(rng.integers(1, 10))
         n = b * r + c
         q = (f"{name} has {n} {item}s, keeps {c} of them and shares the rest equally among {b} "
              f"friends. How many {item}s does each friend get?")
@@ -116,7 +116,7 @@ def _one(rng, k: int, p_slip: float, p_check: float) -> tuple[str, int, str]:
                  f"Then split them among {b} friends.", _compute(rng, n - c, "/", b, r, p_slip)]
         check = f"Check: {r} * {b} = {n - c}."
     else:  # (a + b) * c
-        a, b, c = int(rng.integers(2, 20)), int(rng.integers(2, 20)), int(rng.integers(2, 9))
+        a, b, c = int(rng.integers(2, 10)), int(rng.integers(2, 10)), int(rng.integers(2, 7))
         r = (a + b) * c
         q = (f"{name} has {a} red {item}s and {b} blue {item}s. Each {item} costs {c} dollars. "
              f"How many dollars do all the {item}s cost?")
@@ -178,9 +178,9 @@ def decision_problems(n: int, *, key: jax.Array, p_slip: float = 0.1,
     for k in range(n):
         name = str(rng.choice(_NAMES))
         pron, item = _SHE[name], str(rng.choice(_ITEMS))
-        a, b = int(rng.integers(2, 10)), int(rng.integers(2, 15))
+        a, b = int(rng.integers(2, 7)), int(rng.integers(2, 13))
         cost = a * b
-        have = cost + int(rng.integers(1, 20)) * (1 if k % 2 == 0 else -1)
+        have = cost + int(rng.integers(1, 12)) * (1 if k % 2 == 0 else -1)
         have = max(have, 1)
         yes = have >= cost
         q = (f"{name} has {have} dollars. A {item} costs {b} dollars. Can {pron} buy {a} "
