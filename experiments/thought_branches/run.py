@@ -225,7 +225,7 @@ def importance(config, workdir: Path, specs, embedder, key) -> dict:
                               a.to_json())
             write_html(workdir / "views" / spec.name / f"{rec['id']}.html", a)
             model_analyses.append(a)
-            for (_, _, text, typ), mi in zip(a.sentences, a.metrics, strict=True):
+            for (*_, typ), mi in zip(a.sentences, a.metrics, strict=True):
                 for name, v in mi.items():
                     per_type[typ][name].append(v[0])
             prog.update(k + 1)
