@@ -33,14 +33,16 @@ INSTALL_REQUIRES = [
 
 EXTRAS = {
     "rl": ["gymnasium[mujoco]>=1.0"],
-    "llm": ["gguf>=0.10", "tokenizers>=0.20", "sympy>=1.12", "jinja2>=3.1"],
+    "llm": ["gguf>=0.10", "tokenizers>=0.20", "sympy>=1.12", "jinja2>=3.1", "safetensors>=0.4"],
 }
 # Every runtime extra; test-only references (torch, transformers) stay out of it.
 EXTRAS["all"] = sorted({req for name in ("rl", "llm") for req in EXTRAS[name]})
 # Test-only reference implementations (llm_tools compares its JAX SmolLM2 against transformers
-# loading the same GGUF). Pin torch: on these machines torch==2.13.0 resolves to the CPU build
+# loading the same GGUF, and its JAX MiniLM encoder against sentence-transformers loading the
+# same folder). Pin torch: on these machines torch==2.13.0 resolves to the CPU build
 # already on disk, while an unpinned torch pulls a multi-GB CUDA build.
-EXTRAS["reference"] = ["torch==2.13.0", "transformers>=4.48", "accelerate>=1.0"]
+EXTRAS["reference"] = ["torch==2.13.0", "transformers>=4.48", "accelerate>=1.0",
+                       "sentence-transformers>=3.0"]
 # The tests exercise every package, so they need every runtime extra too.
 # hypothesis: property tests; selenium drives Debian's headless chromium for the browser-view
 # test of llm_tools.thought_branches (.ci/run installs chromium and chromium-driver).

