@@ -47,7 +47,7 @@ def shared_run(tier: str, workdir: Path) -> tuple[dict, Path]:
     """The tier's one run of every experiment (computed once, then read)."""
     from experiments.thought_branches.run import run
 
-    root = Path(workdir).parent / "_run"
+    root = (Path(workdir).parent / "_run").resolve()
     res = root / "results.json"
     if res.exists():
         results = json.loads(res.read_text())

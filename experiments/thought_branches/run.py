@@ -218,6 +218,7 @@ def importance(config, workdir: Path, specs, embedder, key) -> dict:
                          forced_suffix=spec.forced_suffix if spec.cfg.forced else None)
             a = analyze(tr, S, rec["truth"], F=F, embedder=embedder,
                         key=jax.random.fold_in(mk, 20 + k), n_boot=config.n_boot,
+                        alpha=config.alpha,
                         problem_id=rec["id"], model=spec.name,
                         prompt=spec.tok.decode(rec["prompt_ids"]),
                         extra={"truth": rec["truth"], "screen_accuracy": rec["screen_accuracy"]})

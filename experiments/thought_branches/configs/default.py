@@ -27,6 +27,10 @@ def get_config(variant=None):
         "server_url": "http://127.0.0.1:8000/v1",
         "server_model": "",
         "n_boot": 1000,
+        # KL smoothing. The reference's 1e-9 makes an answer missing from one of two 100-rollout
+        # sets cost ~p·20.7 nats, so KL (and its CI) measures support mismatch; its own
+        # laplace_smooth option (1.0) is used here (quick-tier run with 1e-9: CIs 0..6.6 nats).
+        "alpha": 1.0,
         "select": {  # problem selection (the reference keeps problems with accuracy in [.25, .75])
             "candidates": 40,  # candidate problems screened per model
             "screen_samples": 8,  # base CoTs sampled per candidate
