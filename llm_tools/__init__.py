@@ -27,6 +27,14 @@ References:
 from llm_tools.client import OpenAISampler, ServerError, seed_from_key
 from llm_tools.data import Corpus, sample_windows, stdlib_corpus, stdlib_files
 from llm_tools.embedder import BertConfig, BertEncoder, Embedder, MiniLMEmbedder
+from llm_tools.engine import (
+    DecodeWeights,
+    Engine,
+    GenerationOutput,
+    decode_weights,
+    generate_tokens,
+    plan_sources,
+)
 from llm_tools.fetch import (
     fetch_minilm,
     fetch_smollm2,
@@ -52,17 +60,18 @@ from llm_tools.model import (
     LlamaConfig,
     drop_layers,
     forward,
+    hidden_states,
     init_cache,
     shard_model,
 )
 from llm_tools.safe_expr import Expression, ExpressionError, evaluate, parse_expression
-from llm_tools.sampler import Completion, JaxSampler, Sampler, Score
+from llm_tools.sampler import Completion, JaxSampler, Sampler, Score, sample_key
 from llm_tools.sampling import (
-    GenerationOutput,
-    generate_tokens,
     sample_logits,
+    sample_step,
     top_k_mask,
     top_p_mask,
+    truncation_mask,
 )
 from llm_tools.tiny import tiny_config
 from llm_tools.tokenizer import BPETokenizer, ByteTokenizer, render_chat
@@ -86,6 +95,8 @@ __all__ = [
     "Embedder",
     "Expression",
     "ExpressionError",
+    "DecodeWeights",
+    "Engine",
     "GenerationOutput",
     "Instance",
     "JaxSampler",
@@ -103,6 +114,7 @@ __all__ = [
     "TemplateError",
     "TrainState",
     "UnsatisfiableError",
+    "decode_weights",
     "drop_layers",
     "evaluate",
     "fetch_gsm_symbolic",
@@ -112,6 +124,7 @@ __all__ = [
     "find_smollm2",
     "forward",
     "generate_tokens",
+    "hidden_states",
     "init_cache",
     "init_train_state",
     "load_gguf",
@@ -123,8 +136,11 @@ __all__ = [
     "minilm_path",
     "next_token_loss",
     "parse_expression",
+    "plan_sources",
     "render_chat",
+    "sample_key",
     "sample_logits",
+    "sample_step",
     "sample_windows",
     "save_model",
     "seed_from_key",
@@ -136,4 +152,5 @@ __all__ = [
     "tiny_config",
     "top_k_mask",
     "top_p_mask",
+    "truncation_mask",
 ]
