@@ -25,7 +25,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.thought_branches.compat import ids_sampler
 from llm_tools import generate_tokens
 from llm_tools.thought_branches import (
     Trace,
@@ -86,7 +85,7 @@ def main(argv=None):
         from llm_tools import JaxSampler
 
         base = JaxSampler.from_smollm2(max_batch=32)
-    sampler = ids_sampler(base)
+    sampler = base
     prompt, cot = _cot(args.sentences)
     tok = sampler.tokenizer
     trace = Trace.from_ids(tok, tok.encode(prompt, add_bos=getattr(base, "add_bos", False)),
@@ -114,7 +113,6 @@ def main(argv=None):
            "tokens_per_s_shared": toks["shared"] / med["shared"],
            "tokens_per_s_plain": toks["plain"] / med["plain"],
            "speedup_shared_over_plain": med["plain"] / med["shared"],
-           "has_prefix_sharing_engine": sampler is base,
            "loadavg": os.getloadavg()}
     print(json.dumps(res, indent=1))
     if args.out:

@@ -26,7 +26,6 @@ import jax
 import numpy as np
 
 from experiments.progress import Progress
-from experiments.thought_branches.compat import ids_sampler
 from experiments.workdir import Workdir, atomic_write_json
 from llm_tools.thought_branches import (
     RolloutSet,
@@ -66,7 +65,7 @@ class ModelSpec:
     """A sampler plus how to prompt it."""
 
     def __init__(self, name, sampler, *, chat: bool, forced_suffix: str, cfg):
-        self.name, self.sampler, self.chat, self.cfg = name, ids_sampler(sampler), chat, cfg
+        self.name, self.sampler, self.chat, self.cfg = name, sampler, chat, cfg
         self.forced_suffix = forced_suffix
         self.tok = self.sampler.tokenizer
 
