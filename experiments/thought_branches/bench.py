@@ -1,10 +1,11 @@
 """Benchmark: a full sentence sweep of one CoT (every cut × ``n`` rollouts) with prefix sharing
-vs the same sweep by plain batched decoding, in one process.
+vs the same sweep without it, in one process, same keys.
 
-* shared: ``sampler.resample_ids(prefix_i, n)`` per cut (the engine prefills the prefix once and
-  fans its KV cache out to the ``n`` rows);
-* plain: the same rows through ``llm_tools.generate_tokens`` with the prefix repeated ``n``
-  times (every row prefilled on its own), with the same keys.
+* shared: ``sampler.resample_ids(prefix_i, n)`` per cut, as the rollout engine calls it (the
+  engine prefills the prefix once and fans its KV cache out to the ``n`` rows);
+* plain: the same ``n`` rows per cut through ``llm_tools.generate_tokens`` on an
+  ``Engine(model, share_prefixes=False)``: every row prefilled on its own, as plain ``generate``
+  calls with the prompt repeated did before the engine shared prefixes.
 
 The two are alternated ``--repeats`` times; medians of rollouts/s and generated tokens/s and
 their ratio are printed with the load average (the machine is shared; ratios are what count).
@@ -25,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from llm_tools import generate_tokens
+from llm_tools import Engine, generate_tokens
 from llm_tools.thought_branches import (
     Trace,
     format_prompt,
@@ -35,9 +36,9 @@ from llm_tools.thought_branches import (
 )
 
 
-def _cot(n_sentences: int) -> tuple[str, str]:
+def _cot(n_sentences: int, seed: int = 5) -> tuple[str, str]:
     """A prompt and a CoT of ``n_sentences`` sentences (worked solutions back to back)."""
-    ps = generated_problems(max(4, n_sentences), key=jax.random.key(5), p_check=1.0)
+    ps = generated_problems(max(4, n_sentences), key=jax.random.key(seed), p_check=1.0)
     sents = []
     for p in ps:
         sents += [s.strip() + "." for s in p.solution.split(". ") if s.strip()]
@@ -55,18 +56,15 @@ def sweep_shared(sampler, trace, n, key, max_new_tokens):
     return toks
 
 
-def sweep_plain(sampler, trace, n, key, max_new_tokens):
-    model, tok = sampler.model, sampler.tokenizer
+def sweep_plain(engine, tok, trace, n, key, max_new_tokens):
     toks = 0
     for i in range(trace.num_sentences + 1):
         k = prefix_key(key, "bench", "resample", i)
         keys = jnp.stack([jax.random.fold_in(jax.random.fold_in(k, 0), j) for j in range(n)])
-        rows = [trace.prefix_ids(i)] * n
-        for s in range(0, n, getattr(sampler, "max_batch", 32)):
-            out = generate_tokens(model, rows[s:s + 32], keys[s:s + 32],
-                                  max_new_tokens=max_new_tokens, temperature=0.6, top_p=0.95,
-                                  stop_ids=tok.stop_ids, pad_id=tok.pad_id or 0)
-            toks += int(np.sum(out.lengths))
+        out = generate_tokens(engine, [trace.prefix_ids(i)] * n, keys,
+                              max_new_tokens=max_new_tokens, temperature=0.6, top_p=0.95,
+                              stop_ids=tok.stop_ids)
+        toks += int(np.sum(out.lengths))
     return toks
 
 
@@ -77,32 +75,35 @@ def main(argv=None):
     ap.add_argument("--rollouts", type=int, default=100)
     ap.add_argument("--max_new_tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--problem_seed", type=int, default=5)
     ap.add_argument("--out", default=None, help="write the numbers as JSON here")
     args = ap.parse_args(argv)
     if args.model == "reasoner":
-        base = reasoner_sampler(max_batch=128)
+        base = reasoner_sampler(max_batch=args.rollouts)
     else:
         from llm_tools import JaxSampler
 
-        base = JaxSampler.from_smollm2(max_batch=32)
+        base = JaxSampler.from_smollm2(max_batch=min(args.rollouts, 32))
     sampler = base
-    prompt, cot = _cot(args.sentences)
+    prompt, cot = _cot(args.sentences, args.problem_seed)
     tok = sampler.tokenizer
     trace = Trace.from_ids(tok, tok.encode(prompt, add_bos=getattr(base, "add_bos", False)),
                            tok.encode(cot))
     key = jax.random.key(0)
+    plain = Engine(base.model, max_batch=base.engine.max_batch, share_prefixes=False)
     n_roll = (trace.num_sentences + 1) * args.rollouts
-    # warm up both paths (compilation) on the first and last cut
-    small = Trace.from_ids(tok, trace.prompt_ids, trace.cot_ids)
-    sweep_shared(sampler, small, 2, key, args.max_new_tokens)
-    sweep_plain(sampler, small, 2, key, args.max_new_tokens)
+    # warm up both paths (compilation of every shape the sweep meets)
+    sweep_shared(sampler, trace, args.rollouts, key, args.max_new_tokens)
+    sweep_plain(plain, tok, trace, args.rollouts, key, args.max_new_tokens)
     times = {"shared": [], "plain": []}
     toks = {}
     for _ in range(args.repeats):
-        for name, fn in (("shared", sweep_shared), ("plain", sweep_plain)):
-            t0 = time.perf_counter()
-            toks[name] = fn(sampler, trace, args.rollouts, key, args.max_new_tokens)
-            times[name].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        toks["shared"] = sweep_shared(sampler, trace, args.rollouts, key, args.max_new_tokens)
+        times["shared"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        toks["plain"] = sweep_plain(plain, tok, trace, args.rollouts, key, args.max_new_tokens)
+        times["plain"].append(time.perf_counter() - t0)
     med = {k: float(np.median(v)) for k, v in times.items()}
     res = {"model": args.model, "sentences": trace.num_sentences, "rollouts": args.rollouts,
            "max_new_tokens": args.max_new_tokens, "repeats": args.repeats,
