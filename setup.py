@@ -58,6 +58,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=[p + "*" for p in PACKAGES]),
     include_package_data=True,
+    package_data={"llm_tools.thought_branches": ["reasoner/*.json", "reasoner/*.npz"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
 )

@@ -1,15 +1,16 @@
-"""Trains the small reasoning model: a byte-level llm_tools Llama on CoT-formatted arithmetic.
+"""Trains the small reasoning model: a word-level llm_tools Llama on CoT-formatted arithmetic.
 
 SmolLM2-135M-Instruct is weak at arithmetic, so the resampling experiments also use a model
 that demonstrably reasons at CPU scale: trained on generated two-step word problems and yes/no
 decisions (``llm_tools.thought_branches.problems``) written as ``Q: <question>\\nA: <worked
 chain of thought> So the answer is N.`` followed by EOS. The loss is next-token cross-entropy
-on the answer part (chain of thought and EOS) only. Training stops at ``steps``; the held-out
-per-problem accuracy (``eval_samples`` samples per problem at T = 0.6, top-p 0.95) is measured
-at the end and should sit between 25% and 75%, the regime where Thought Anchors selects
-problems.
+on the answer part (chain of thought and EOS) only. Training stops at ``stop_at`` (default:
+the schedule length ``steps``); the held-out per-problem accuracy (``eval_samples``
+samples per problem at T = 0.6, top-p 0.95) is measured at the end and should sit between 25%
+and 75%, the regime where Thought Anchors selects problems.
 
-    python -m experiments.thought_branches.reasoner --out runs/tb_reasoner --steps 3000
+    python -m experiments.thought_branches.reasoner --out runs/tb_reasoner --steps 800 \
+        --stop_at 500 --batch 32 --lr 3e-3 --train_problems 20000
 
 writes ``config.json`` / ``params.npz`` (``llm_tools.save_model``), ``vocab.json``
 (:class:`~llm_tools.thought_branches.WordTokenizer`) and ``train_log.json``
@@ -90,7 +91,9 @@ def heldout_accuracy(model, tok, problems, *, samples: int, key: jax.Array, max_
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True)
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--steps", type=int, default=800, help="length of the LR schedule")
+    ap.add_argument("--stop_at", type=int, default=None,
+                    help="stop and export at this step (default: --steps)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--train_problems", type=int, default=20000)
@@ -121,27 +124,29 @@ def main(argv=None):
 
     ckpt = Checkpointer(out / "checkpoints", save_every=250)
     state, start = ckpt.restore_or(state)
-    prog = Progress(args.steps, name="reasoner", start_step=start, interval_s=30)
+    stop = args.steps if args.stop_at is None else min(args.stop_at, args.steps)
+    prog = Progress(stop, name="reasoner", start_step=min(start, stop), interval_s=30)
     rng = np.random.default_rng(args.seed + start)
     log, t0 = [], time.time()
-    for s in range(start, args.steps):
+    for s in range(start, stop):
         idx = rng.integers(0, len(data), args.batch)
         state, loss = step(state, jnp.asarray(toks[idx]), jnp.asarray(mask[idx]))
-        if (s + 1) % 100 == 0 or s + 1 == args.steps:
+        if (s + 1) % 100 == 0 or s + 1 == stop:
             loss = float(loss)
             if not np.isfinite(loss):
                 raise FloatingPointError(f"reasoner: loss is {loss} at step {s + 1}")
             log.append({"step": s + 1, "loss": loss})
             prog.update(s + 1, f"loss {loss:.3f}")
         ckpt.maybe_save(s + 1, state)
-    ckpt.save(args.steps, state)
+    ckpt.save(max(stop, start), state)
     ckpt.close()
     model = nnx.merge(graphdef, state["params"], rest)
     save_model(out, model)
     tok.save(out / "vocab.json")
     acc = heldout_accuracy(model, tok, heldout_problems(args.eval_problems),
                            samples=args.eval_samples, key=jax.random.key(99))
-    res = {"steps": args.steps, "train_seconds": time.time() - t0, "log": log,
+    res = {"steps": int(state["step"]), "schedule_steps": args.steps,
+           "train_seconds": time.time() - t0, "log": log,
            "heldout_mean_accuracy": float(acc.mean()),
            "heldout_frac_in_25_75": float(np.mean((acc >= 0.25) & (acc <= 0.75))),
            "heldout_per_problem": acc.tolist(), "eval_samples": args.eval_samples,
