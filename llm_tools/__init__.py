@@ -24,7 +24,7 @@ References:
   Allal et al., "SmolLM2: When Smol Goes Big", 2025.
 """
 
-from llm_tools.client import OpenAISampler, ServerError, seed_from_key
+from llm_tools.client import OpenAIEmbedder, OpenAISampler, ServerError, seed_from_key
 from llm_tools.data import Corpus, sample_windows, stdlib_corpus, stdlib_files
 from llm_tools.embedder import BertConfig, BertEncoder, Embedder, MiniLMEmbedder
 from llm_tools.engine import (
@@ -92,10 +92,10 @@ __all__ = [
     "ByteTokenizer",
     "Completion",
     "Corpus",
+    "DecodeWeights",
     "Embedder",
     "Expression",
     "ExpressionError",
-    "DecodeWeights",
     "Engine",
     "GenerationOutput",
     "Instance",
@@ -105,6 +105,7 @@ __all__ = [
     "Llama",
     "LlamaConfig",
     "MiniLMEmbedder",
+    "OpenAIEmbedder",
     "OpenAISampler",
     "Pretrained",
     "Sampler",
