@@ -70,6 +70,10 @@ class ModelSpec:
         self.tok = self.sampler.tokenizer
 
     def prompt_ids(self, problem) -> list[int]:
+        if self.chat == "reference":  # the Thought Anchors prompt for R1-style servers
+            return self.tok.encode(
+                "Solve this math problem step by step. You MUST put your final answer in "
+                f"\\boxed{{}}. Problem: {problem.question} Solution: \n<think>\n")
         if self.chat:
             text = self.tok.apply_chat_template(
                 [{"role": "user", "content": problem.question + " Think step by step and end "
@@ -108,8 +112,8 @@ def load_models(config) -> tuple[list[ModelSpec], list[str]]:
 
             specs.append(ModelSpec("server", OpenAISampler(config.server_url,
                                                            config.server_model),
-                                   chat=True, forced_suffix="\n</think>\n\nTherefore, the final "
-                                   "answer is \\boxed{", cfg=config.smollm2))
+                                   chat="reference", forced_suffix="\n</think>\n\nTherefore, "
+                                   "the final answer is \\boxed{", cfg=config.smollm2))
         else:
             raise ValueError(f"config.models: unknown model {name!r} (reasoner, smollm2, server)")
     return specs, notes
