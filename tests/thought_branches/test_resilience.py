@@ -151,6 +151,7 @@ def test_transplant_prefix():
     ("So the answer is 10.", "answer"), ("Wait, let me check that again.", "check"),
     ("3 * 4 = 12.", "compute"), ("12 minus 2 is 10.", "compute"),
     ("First I find the total.", "plan"), ("Tom likes apples.", "other"),
+    ("Then take away the 5 she gave away.", "plan"), ("Then 12 - 2 = 10.", "compute"),
 ])
 def test_sentence_type(text, kind):
     assert sentence_type(text) == kind
