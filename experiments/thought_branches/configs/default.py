@@ -45,7 +45,9 @@ def get_config(variant=None):
         "interventions": {"problems": 8, "rollouts": 50, "n_iterations": 6, "n_candidates": 12,
                           "n_continuations": 8, "threshold": 0.7,
                           "target": "Wait, that is not right."},
-        "resilience": {"problems": 5, "sentences": 3, "rollouts": 20, "max_iterations": 20},
+        # every rollout of the reasoner persisted in a reduced run (all 10 of 10 iterations), so
+        # the cost is problems x sentences x rollouts x max_iterations continuations
+        "resilience": {"problems": 3, "sentences": 2, "rollouts": 10, "max_iterations": 20},
     }
     tiers = {
         "quick": {
