@@ -49,7 +49,10 @@ EXTRAS["reference"] = ["torch==2.13.0", "transformers>=4.48", "accelerate>=1.0",
 EXTRAS["bench"] = ["trl==1.16.0", "datasets>=2.14", "torch==2.13.0", "transformers>=4.48",
                    "accelerate>=1.0"]
 # The tests exercise every package, so they need every runtime extra too.
-EXTRAS["test"] = ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", *EXTRAS["all"]]
+# hypothesis: property tests; selenium drives Debian's headless chromium for the browser-view
+# test of llm_tools.thought_branches (.ci/run installs chromium and chromium-driver).
+EXTRAS["test"] = ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "hypothesis>=6.100",
+                  "selenium>=4.20", *EXTRAS["all"]]
 
 setup(
     name="paperjax",
@@ -60,6 +63,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=[p + "*" for p in PACKAGES]),
     include_package_data=True,
+    package_data={"llm_tools.thought_branches": ["reasoner/*.json", "reasoner/*.npz"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
 )
