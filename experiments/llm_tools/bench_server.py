@@ -37,16 +37,6 @@ from experiments.workdir import Workdir
 from llm_tools import stdlib_corpus
 from llm_tools.serve import OpenAIServer, ServerConfig, build_sampler, make_server
 
-_MODEL = flags.DEFINE_enum("model", "smollm2", ["smollm2", "tiny"], "Served model.")
-_CLIENTS = flags.DEFINE_integer("clients", 16, "Concurrent clients (= in-process batch).")
-_PROMPT = flags.DEFINE_integer("prompt_tokens", 128, "Prompt length in tokens.")
-_NEW = flags.DEFINE_integer("new_tokens", 64, "New tokens per request.")
-_TEMP = flags.DEFINE_float("temperature", 0.0, "Sampling temperature (0 = greedy).")
-_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed rounds of each (median reported).")
-_WINDOW = flags.DEFINE_float("batch_window_ms", 20.0, "Server batching gap.")
-_WAIT = flags.DEFINE_float("max_wait_ms", 250.0, "Server batching cap after the first request.")
-_WORKDIR = flags.DEFINE_string("workdir", "/tmp/llm_tools_bench_server", "Output folder.")
-
 
 def _prompts(tokenizer, count, length):
     """``count`` distinct prompts of exactly ``length`` tokens cut from stdlib sources."""
@@ -136,6 +126,20 @@ def run(model, clients, prompt_tokens, new_tokens, temperature, repeats, window_
             "server_over_in_process": tsrv / tin}
 
 
+def define_flags():
+    """The command-line flags, defined only when run as a script (not on import)."""
+    global _MODEL, _CLIENTS, _PROMPT, _NEW, _TEMP, _REPEATS, _WINDOW, _WAIT, _WORKDIR
+    _MODEL = flags.DEFINE_enum("model", "smollm2", ["smollm2", "tiny"], "Served model.")
+    _CLIENTS = flags.DEFINE_integer("clients", 16, "Concurrent clients (= in-process batch).")
+    _PROMPT = flags.DEFINE_integer("prompt_tokens", 128, "Prompt length in tokens.")
+    _NEW = flags.DEFINE_integer("new_tokens", 64, "New tokens per request.")
+    _TEMP = flags.DEFINE_float("temperature", 0.0, "Sampling temperature (0 = greedy).")
+    _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed rounds of each (median reported).")
+    _WINDOW = flags.DEFINE_float("batch_window_ms", 20.0, "Server batching gap.")
+    _WAIT = flags.DEFINE_float("max_wait_ms", 250.0, "Server batching cap after the first request.")
+    _WORKDIR = flags.DEFINE_string("workdir", "/tmp/llm_tools_bench_server", "Output folder.")
+
+
 def main(argv):
     del argv
     wd = Workdir(_WORKDIR.value)
@@ -164,4 +168,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
