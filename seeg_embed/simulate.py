@@ -515,7 +515,7 @@ def _block(key, p: dict, state, session_gain, session_dc, beta_shift, t_center,
     freqs = jnp.fft.rfftfreq(N, 1.0 / fs)
     F = freqs.shape[0]
     z = _draw(key, normal=dict(
-        ap=(2, C, F), shared=(2, J, F), private=(2, C, J, F), s_dur=(Ks,), s_amp=(Ks,),
+        ap=(2, C, F), shared=(2, J, F), s_dur=(Ks,), s_amp=(Ks,),
         s_freq=(Ks,), p_dur=(C, Kp), p_amp=(C, Kp), p_freq=(C, Kp), pop_amp=(C, mp),
         move_amp=(mm,), white=(C, N)),
         uniform=dict(s_arr=(Ks,), s_phase=(Ks,), p_arr=(C, Kp), p_phase=(C, Kp),
@@ -529,17 +529,19 @@ def _block(key, p: dict, state, session_gain, session_dc, beta_shift, t_center,
     f_safe = jnp.maximum(freqs, 1e-6)[None]
     p_ap = p["p10"][:, None] * (1.0 + 10.0 ** chi) / (1.0 + f_safe ** chi)
     p_ap = jnp.where(freqs[None] > 0, p_ap, 0.0)
-    X = jnp.sqrt(scale * p_ap) * cplx(z["ap"])
-    # narrow-band rhythms: shared drive (lagged) + private
+    # narrow-band rhythms: shared drive (lagged) + private noise. The private parts of the
+    # aperiodic component and of every rhythm are independent complex Gaussians, so their sum
+    # is one Gaussian with the summed PSD: one draw per channel instead of J + 1.
     rms = p["rhythm_rms"] * jnp.where(move, p["rhythm_move"], 1.0)                 # [C, J]
     bw = jnp.maximum(p["rhythm_bw"], 1e-3)
     dens = jnp.exp(-0.5 * ((freqs[None, None] - p["rhythm_hz"][..., None]) / bw[..., None]) ** 2
                    ) / (math.sqrt(2 * math.pi) * bw[..., None])                   # [C, J, F]
-    amp_r = jnp.sqrt(scale * dens) * rms[..., None]
+    p_rhythm = dens * (rms ** 2)[..., None]
     rho = p["rhythm_coupling"][..., None]
+    p_private = p_ap + jnp.sum((1 - rho ** 2) * p_rhythm, axis=1)
+    X = jnp.sqrt(scale * p_private) * cplx(z["ap"])
     shift = jnp.exp(-2j * jnp.pi * freqs[None, None] * p["rhythm_lag_s"][..., None])
-    X = X + jnp.sum(amp_r * (rho * shift * cplx(z["shared"])[None]
-                             + jnp.sqrt(1 - rho ** 2) * cplx(z["private"])), axis=1)
+    X = X + jnp.sum(jnp.sqrt(scale * p_rhythm) * rho * shift * cplx(z["shared"])[None], axis=1)
     # shared beta bursts, delayed per channel in the frequency domain
     rate_mult = jnp.where(move, config.beta_move_rate, 1.0)
     amp_mult = jnp.where(move, config.beta_move_amp, 1.0)

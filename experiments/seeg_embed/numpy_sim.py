@@ -63,17 +63,20 @@ def _block(rng, p, state, session_gain, session_dc, beta_shift, t_center, config
     f_safe = np.maximum(freqs, 1e-6)[None]
     p_ap = p["p10"][:, None] * (1.0 + 10.0 ** chi) / (1.0 + f_safe ** chi)
     p_ap[:, freqs == 0] = 0.0
-    X = np.sqrt(scale * p_ap) * cnormal((C, F))
     rms = p["rhythm_rms"] * (p["rhythm_move"] if move else 1.0)
     bw = np.maximum(p["rhythm_bw"], 1e-3)
     z_shared = cnormal((J, F))
+    p_private = p_ap.copy()
+    shared = np.zeros((C, F), complex)
     for j in range(J):   # one rhythm at a time keeps memory at [C, F]
         dens = np.exp(-0.5 * ((freqs[None] - p["rhythm_hz"][:, j, None]) / bw[:, j, None]) ** 2
                       ) / (math.sqrt(2 * math.pi) * bw[:, j, None])
-        amp = np.sqrt(scale * dens) * rms[:, j, None]
+        p_rhythm = dens * rms[:, j, None] ** 2
         rho = p["rhythm_coupling"][:, j, None]
+        p_private += (1 - rho ** 2) * p_rhythm
         shift = np.exp(-2j * np.pi * freqs[None] * p["rhythm_lag_s"][:, j, None])
-        X += amp * (rho * shift * z_shared[j][None] + np.sqrt(1 - rho ** 2) * cnormal((C, F)))
+        shared += np.sqrt(scale * p_rhythm) * rho * shift * z_shared[j][None]
+    X = np.sqrt(scale * p_private) * cnormal((C, F)) + shared
     rate_mult = config.beta_move_rate if move else 1.0
     amp_mult = config.beta_move_amp if move else 1.0
     shared = _bursts(rng, N, p["shared_rate"] * rate_mult, p["subject_beta_hz"] + beta_shift,

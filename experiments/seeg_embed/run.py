@@ -563,10 +563,11 @@ def _spectra_plot(data: Data, workdir: Path) -> None:
             ps = ps / ps[:, sel].sum(1, keepdims=True)
             ax.loglog(f[sel], np.exp(np.log(ps[:, sel]).mean(0)), color=_COLORS[r], label=name,
                       lw=1.2)
-        ax.set_title(f"{title}: geometric-mean relative PSD per region")
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel("Hz")
-    axes[0].set_ylabel("relative power")
+    axes[0].set_ylabel("relative power (geometric mean over channels)")
     axes[1].legend(fontsize=7, ncol=2)
+    fig.suptitle("Simulated LFP spectra per region (one cohort, calibration halves)", fontsize=10)
     Workdir(workdir).save_figure(fig, "spectra.png")
 
 

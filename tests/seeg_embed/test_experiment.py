@@ -15,9 +15,10 @@ from experiments.seeg_embed import claims, run
 from experiments.seeg_embed.numpy_sim import simulate_session_numpy
 
 SHRUNK = {"sim.n_subjects": 6, "sim.max_channels": 8, "n_heldout": 2, "rest_s": 20.0,
-          "move_s": 20.0, "encoder.steps": 4, "encoder.batch_pairs": 8, "recon.steps": 4,
-          "recon.batch_size": 8, "discrimination_pairs": 200, "checkpoint_every": 3,
-          "loc_errors_mm": "0,1.5,4"}
+          "move_s": 20.0, "segment_s": 0.5, "encoder.steps": 4, "encoder.batch_pairs": 8,
+          "encoder.embed_dim": 8, "recon.steps": 4, "recon.batch_size": 8, "recon.d_model": 16,
+          "recon.num_layers": 1, "recon.mlp_dim": 16, "discrimination_pairs": 200,
+          "checkpoint_every": 3, "loc_errors_mm": "0,1.5,4"}
 
 
 @pytest.fixture(scope="module")
@@ -135,11 +136,14 @@ def test_bad_config():
 
 def test_numpy_baseline_simulates_the_same_model():
     """Band powers of the NumPy baseline and the JAX simulator agree channel by channel."""
-    config = S.SimConfig(n_subjects=3, max_channels=8)
+    config = run.sim_config(load_config(run.CONFIG_PATH, "quick", SHRUNK))  # compiled above
     cohort = S.make_cohort(jax.random.key(0), config)
-    x_jax = S.simulate_session(jax.random.key(1), cohort, 0, 0, 60.0, config)
-    x_np = simulate_session_numpy(1, cohort, 0, 0, 60.0, config)
-    mask = np.asarray(cohort.mask)
+    x_jax = S.simulate_session(jax.random.key(1), cohort, 0, 0, 20.0, config)[:3]
+    x_jax = np.concatenate([x_jax, S.simulate_session(jax.random.key(2), cohort, 0, 0, 20.0,
+                                                      config)[:3]], axis=-1)
+    first = cohort._replace(**{k: v[:3] for k, v in cohort._asdict().items()})
+    x_np = simulate_session_numpy(1, first, 0, 0, 40.0, config)
+    mask = np.asarray(first.mask)
     assert x_np.shape == x_jax.shape and (x_np[~mask] == 0).all()
     f, pj = signal.welch(x_jax[mask], fs=1000.0, nperseg=1000)
     _, pn = signal.welch(x_np[mask], fs=1000.0, nperseg=1000)
