@@ -46,8 +46,9 @@ from scipy import signal, stats
 
 import seeg_embed as S
 from experiments.checkpoint import Checkpointer
-from experiments.config import check, in_range, load_config, one_of, positive
+from experiments.config import check_resume, load_config, validate_config
 from experiments.progress import Progress
+from experiments.seeg_embed.configs import default as default_config
 from experiments.workdir import Workdir, atomic_write_bytes, atomic_write_json
 
 CONFIG_PATH = Path(__file__).parent / "configs" / "default.py"
@@ -58,45 +59,8 @@ def floats(text: str) -> list[float]:
 
 
 def validate(config) -> None:
-    check(config, {
-        "num_seeds": positive, "n_heldout": positive, "rest_s": positive, "move_s": positive,
-        "segment_s": positive, "encoder.embed_dim": positive, "encoder.margin": positive,
-        "encoder.temperature": positive, "encoder.learning_rate": positive,
-        "encoder.batch_pairs": positive, "encoder.steps": positive,
-        "encoder.loss": one_of(*S.ENCODER_LOSSES),
-        "encoder.within_fraction": in_range(0.0, 1.0),
-        "encoder.dropout": in_range(0.0, 1.0), "paper_like_error_mm": in_range(0.0, 50.0),
-        "discrimination_pairs": positive, "recon.fs": positive, "recon.window_s": positive,
-        "recon.hop_s": positive, "recon.batch_size": positive, "recon.steps": positive,
-        "recon.mask_fraction": in_range(0.0, 1.0, closed=False), "recon.learning_rate": positive,
-        "checkpoint_every": positive,
-    })
-    errors = floats(config.loc_errors_mm)
-    if not errors or min(errors) < 0:
-        raise ValueError(f"config.loc_errors_mm: expected non-negative numbers, got "
-                         f"{config.loc_errors_mm!r}")
-    if config.paper_like_error_mm not in errors:
-        raise ValueError(f"config.paper_like_error_mm ({config.paper_like_error_mm}) must be one "
-                         f"of loc_errors_mm {errors}")
-    if config.n_heldout > config.sim.n_subjects - 2:
-        raise ValueError(f"config.n_heldout ({config.n_heldout}) leaves fewer than 2 training "
-                         f"subjects of {config.sim.n_subjects}")
-    if config.encoder.batch_pairs % 2:
-        raise ValueError(f"config.encoder.batch_pairs must be even, got "
-                         f"{config.encoder.batch_pairs}")
-    sim = sim_config(config)
-    sim.validate("config.sim")
-    for name in ("rest_s", "move_s"):
-        half = config[name] / 2
-        if half < config.segment_s:
-            raise ValueError(f"config.{name}: half of it ({half} s) is shorter than one "
-                             f"segment ({config.segment_s} s)")
-        if abs(config[name] / sim.block_s - round(config[name] / sim.block_s)) > 1e-9:
-            raise ValueError(f"config.{name} ({config[name]}) must be a multiple of "
-                             f"sim.block_s ({sim.block_s})")
-    if sim.fs % config.recon.fs:
-        raise ValueError(f"config.recon.fs ({config.recon.fs}) must divide the simulation rate "
-                         f"{sim.fs}")
+    """Checks ``config`` against ``configs/default.py``'s ``RULES`` and ``validate``."""
+    validate_config(config, default_config)
 
 
 def sim_config(config) -> S.SimConfig:
@@ -172,7 +136,8 @@ def train_encoder(config, data: Data, seg_cal: list[np.ndarray], seed_dir: Path,
     step_fn = S.make_encoder_step(graphdef, opt, loss=ec.loss, margin=ec.margin,
                                   temperature=ec.temperature, mesh=_mesh(2 * ec.batch_pairs))
     wd = Workdir(seed_dir)
-    ckpt = Checkpointer(seed_dir / "encoder_ckpt", save_every=config.checkpoint_every)
+    ckpt = Checkpointer(seed_dir / "encoder_ckpt", save_every=config.checkpoint_every,
+                        config=config.to_dict(), resume_allow=default_config.RESUME_ALLOW)
     restored, start = ckpt.restore_or({"state": state, "key": jax.random.key(seed + 7)})
     state, key = restored["state"], restored["key"]
     progress = Progress(ec.steps, name=f"seeg_embed encoder (seed dir {seed_dir.name})",
@@ -334,7 +299,8 @@ def train_transformer(config, data: Data, win: Windows, emb_pad: np.ndarray, see
         return S.ReconBatch(emb_all[subj[idx]], w, w, cm, tm)
 
     wd = Workdir(seed_dir)
-    ckpt = Checkpointer(seed_dir / "transformer_ckpt", save_every=config.checkpoint_every)
+    ckpt = Checkpointer(seed_dir / "transformer_ckpt", save_every=config.checkpoint_every,
+                        config=config.to_dict(), resume_allow=default_config.RESUME_ALLOW)
     restored, start = ckpt.restore_or({"state": state, "key": jax.random.key(seed + 13)})
     state, key = restored["state"], restored["key"]
     progress = Progress(rc.steps, name=f"seeg_embed transformer ({seed_dir.name})",
@@ -518,10 +484,11 @@ def run_study(config, workdir: str | Path) -> dict:
     seeds_dir.mkdir(parents=True, exist_ok=True)
     fingerprint = seeds_dir / "config.json"
     current = json.loads(json.dumps(config.to_dict(), sort_keys=True))
-    if fingerprint.exists() and json.loads(fingerprint.read_text()) != current:
-        raise ValueError(f"seeg_embed study: {seeds_dir} holds seeds of a different config; use "
-                         "a fresh --workdir (or delete it) to rerun")
-    atomic_write_json(fingerprint, current)
+    if fingerprint.exists():   # finished seeds must come from the same config
+        check_resume(json.loads(fingerprint.read_text()), current, default_config.RESUME_ALLOW,
+                     where=f"seeg_embed study {seeds_dir}")
+    else:
+        atomic_write_json(fingerprint, current)
     progress = Progress(config.num_seeds, name="seeg_embed seeds", interval_s=0.0)
     records = []
     for i in range(config.num_seeds):
@@ -717,5 +684,5 @@ def run(config, workdir) -> dict:
 def study_for_tier(tier: str, workdir: str | Path) -> dict:
     """Loads the default config at ``tier`` and runs (or resumes) the study in ``workdir``."""
     config = load_config(CONFIG_PATH, tier)
-    Workdir(workdir).write_config(config)
+    Workdir(workdir).write_config(config, resume_allow=default_config.RESUME_ALLOW)
     return run(config, workdir)

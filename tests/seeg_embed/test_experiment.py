@@ -10,7 +10,7 @@ from scipy import signal
 
 import seeg_embed as S
 from experiments.claims import discover_claims
-from experiments.config import load_config
+from experiments.config import ConfigError, load_config
 from experiments.seeg_embed import claims, run
 from experiments.seeg_embed.numpy_sim import simulate_session_numpy
 
@@ -54,8 +54,14 @@ def test_study_writes_results_and_resumes(study, monkeypatch):
 def test_changed_config_refuses_to_resume(study):
     root, _, _ = study
     other = load_config(run.CONFIG_PATH, "quick", {**SHRUNK, "encoder.steps": 5})
-    with pytest.raises(ValueError, match="holds seeds of a different config"):
+    with pytest.raises(ValueError, match=r"holds a run with a different config: "
+                                         r"encoder.steps 4 -> 5"):
         run.run_study(other, root / "study_quick")
+    # adding seeds is allowed (finished seeds stay valid); it is not run here
+    more = load_config(run.CONFIG_PATH, "quick", {**SHRUNK, "num_seeds": 2})
+    from experiments.seeg_embed.configs import default
+
+    assert "num_seeds" in default.RESUME_ALLOW and more.num_seeds == 2
 
 
 def test_claims_run_on_the_shrunk_study(study, monkeypatch):
@@ -120,17 +126,18 @@ def test_summary_intervals_are_t_intervals():
 
 
 def test_bad_config():
-    config = load_config(run.CONFIG_PATH, "quick", {"paper_like_error_mm": 2.5})
-    with pytest.raises(ValueError, match=r"paper_like_error_mm \(2.5\) must be one of"):
-        run.validate(config)
-    config = load_config(run.CONFIG_PATH, "quick", {"n_heldout": 9})
-    with pytest.raises(ValueError, match=r"n_heldout \(9\) leaves fewer than 2 training"):
-        run.validate(config)
-    config = load_config(run.CONFIG_PATH, "quick", {"rest_s": 25.0})
-    with pytest.raises(ValueError, match=r"rest_s \(25.0\) must be a multiple of sim.block_s"):
-        run.validate(config)
-    config = load_config(run.CONFIG_PATH, "quick", {"encoder.loss": "triplet"})
-    with pytest.raises(ValueError, match="config.encoder.loss must be one of"):
+    for overrides, message in (
+            ({"paper_like_error_mm": 2.5}, r"paper_like_error_mm \(2.5\) must be one of"),
+            ({"n_heldout": 9}, r"n_heldout \(9\) leaves fewer than 2 training"),
+            ({"rest_s": 25.0}, r"rest_s \(25.0\) must be a multiple of sim.block_s"),
+            ({"encoder.loss": "triplet"}, "config.encoder.loss must be one of"),
+            ({"loc_errors_mm": "0,a"}, "loc_errors_mm must be comma-separated numbers"),
+            ({"sim.min_channels": 1}, "min_channels must be >= 2"),
+            ({"recon.num_heads": 3}, r"num_heads \(3\) must divide recon.d_model")):
+        with pytest.raises(ConfigError, match=message):
+            load_config(run.CONFIG_PATH, "quick", overrides)
+    config = load_config(run.CONFIG_PATH, "quick", {"n_heldout": 9}, validate=False)
+    with pytest.raises(ConfigError, match="leaves fewer than 2 training"):
         run.validate(config)
 
 
