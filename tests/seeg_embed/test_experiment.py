@@ -75,6 +75,21 @@ def test_claims_run_on_the_shrunk_study(study, monkeypatch):
     assert [c.name for c in discover_claims(["seeg_embed"])] == [c.name for c in claims.CLAIMS]
 
 
+@pytest.mark.filterwarnings("ignore:Only one sample available")  # a one-channel region in LDA
+def test_diagnostics_on_the_shrunk_study(study, tmp_path):
+    from experiments.seeg_embed import diagnostics
+
+    root, _, results = study
+    out = diagnostics.diagnose(root / "study_quick")
+    (seed,) = out["seeds"]
+    assert seed["embedding_centroid"] == results["seeds"][0]["zero_shot_embedding"][
+        "balanced_accuracy"]
+    for k in ("spectral_centroid", "spectral_lda", "embedding_lda"):
+        assert 0.0 <= seed[k] <= 1.0
+    with pytest.raises(FileNotFoundError, match="seeds/config.json is missing"):
+        diagnostics.diagnose(tmp_path)
+
+
 def ci(mean, lo, hi, n=3):
     return {"mean": mean, "lo": lo, "hi": hi, "sd": 0.1, "n": n}
 
