@@ -35,9 +35,11 @@ INSTALL_REQUIRES = [
 EXTRAS = {
     "rl": ["gymnasium[mujoco]>=1.0"],
     "llm": ["gguf>=0.10", "tokenizers>=0.20", "sympy>=1.12", "jinja2>=3.1", "safetensors>=0.4"],
+    # seeg_embed's MNE Raw / EDF / BDF loaders (edfio: MNE's EDF writer, used by the tests)
+    "mne": ["mne>=1.6", "edfio>=0.4"],
 }
 # Every runtime extra; test-only references (torch, transformers) stay out of it.
-EXTRAS["all"] = sorted({req for name in ("rl", "llm") for req in EXTRAS[name]})
+EXTRAS["all"] = sorted({req for name in ("rl", "llm", "mne") for req in EXTRAS[name]})
 # Test-only reference implementations (llm_tools compares its JAX SmolLM2 against transformers
 # loading the same GGUF, and its JAX MiniLM encoder against sentence-transformers loading the
 # same folder). Pin torch: on these machines torch==2.13.0 resolves to the CPU build
