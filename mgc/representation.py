@@ -135,6 +135,12 @@ class Frontend:
             raise ValueError(
                 f"{fn}: every band must have the same frame hop decimate*hop_length*pool; got "
                 + ", ".join(f"{b.name}={b.frame_hop()}" for b in self.bands))
+        for b in self.bands:  # the log-frequency wavelets must fit below the band's Nyquist
+            try:
+                _logfreq(self, b)
+            except ValueError as e:
+                raise ValueError(f"{fn}: band {b.name!r} cannot hold the log-frequency "
+                                 f"transform: {e}") from e
 
     @property
     def frame_hop(self) -> int:

@@ -228,6 +228,7 @@ def _ramp_envelope(t, start, dur, ramp):
 
 
 def _starts(key, dur, total):
+    """Uniform start times that keep calls of duration ``dur`` (<= total) inside the clip."""
     return jax.random.uniform(key, dur.shape) * jnp.maximum(total - dur, 0.0)
 
 
@@ -235,7 +236,7 @@ def _whistle(key, t, active, cfg):
     m = active.shape[0]
     k = jax.random.split(key, 9)
     total = cfg.duration
-    dur = jax.random.uniform(k[0], (m,), minval=0.2, maxval=1.2)
+    dur = jnp.minimum(total, jax.random.uniform(k[0], (m,), minval=0.2, maxval=1.2))
     start = _starts(k[1], dur, total)
     f0 = jax.random.uniform(k[2], (m,), minval=3_500.0, maxval=10_000.0)
     f1 = jax.random.uniform(k[3], (m,), minval=3_500.0, maxval=10_000.0)
@@ -272,7 +273,7 @@ def _clicks(key, t, active, cfg):
     n, sr = t.shape[0], cfg.sample_rate
     k = jax.random.split(key, 7)
     total = cfg.duration
-    dur = jax.random.uniform(k[0], (m,), minval=0.3, maxval=1.5)
+    dur = jnp.minimum(total, jax.random.uniform(k[0], (m,), minval=0.3, maxval=1.5))
     start = _starts(k[1], dur, total)
     ici0 = jax.random.uniform(k[2], (m,), minval=0.008, maxval=0.040)
     ici1 = jax.random.uniform(k[3], (m,), minval=0.004, maxval=0.040)
@@ -307,7 +308,7 @@ def _humpback(key, t, active, cfg):
     m = active.shape[0]
     k = jax.random.split(key, 9)
     total = cfg.duration
-    dur = jax.random.uniform(k[0], (m,), minval=0.4, maxval=1.8)
+    dur = jnp.minimum(total, jax.random.uniform(k[0], (m,), minval=0.4, maxval=1.8))
     start = _starts(k[1], dur, total)
     fa = jax.random.uniform(k[2], (m,), minval=120.0, maxval=500.0)
     fb = fa * jnp.exp(jax.random.uniform(k[3], (m,), minval=-0.5, maxval=0.5))
@@ -449,7 +450,7 @@ def render_calls(key: jax.Array, name: str, counts: jax.typing.ArrayLike,
             counts > config.max_calls).any():
         raise ValueError(f"render_calls: counts must be ({key.shape[0]},) ints in [0, "
                          f"{config.max_calls}], got {counts!r}")
-    return _render_fn(name, config)(key, jnp.asarray(counts, jnp.int32))
+    return _render_fn(name, _shape_key(config))(key, jnp.asarray(counts, jnp.int32))
 
 
 # -- noise models ---------------------------------------------------------------------------
@@ -492,15 +493,14 @@ _SHRIMP_RATE = (100.0, 2000.0)  # snaps per second
 _FLOW_DECIMATION = 64
 
 
-def _noise_one(key, cfg: SceneConfig):
+def _noise_one(key, cfg: SceneConfig, levels_cfg):
     n, sr = cfg.num_samples, cfg.sample_rate
     f = jnp.asarray(np.fft.rfftfreq(n, 1.0 / sr), jnp.float32)
     t = jnp.arange(n, dtype=jnp.float32) / sr
     k = jax.random.split(key, 24)
-    present = jax.random.bernoulli(k[0], cfg.noise_prob, (4,))
-    lo, hi = cfg.noise_level_db
+    noise_prob, lo, hi, a_lo, a_hi = levels_cfg  # dynamic: no recompilation when they change
+    present = jax.random.bernoulli(k[0], noise_prob, (4,))
     levels = 10.0 ** (jax.random.uniform(k[1], (4,), minval=lo, maxval=hi) / 20.0)
-    a_lo, a_hi = np.log(cfg.ambient_rms[0]), np.log(cfg.ambient_rms[1])
     ambient_rms = jnp.exp(jax.random.uniform(k[2], (), minval=a_lo, maxval=a_hi))
 
     # ambient: Wenz-like 1 / (1 + (f/500)^1.7) power, roll-off below 10 Hz, white floor
@@ -572,7 +572,21 @@ def _noise_one(key, cfg: SceneConfig):
 
 @functools.cache
 def _noise_fn(cfg: SceneConfig):
-    return jax.jit(jax.vmap(lambda k: _noise_one(k, cfg)))
+    return jax.jit(jax.vmap(lambda k, lv: _noise_one(k, cfg, lv), in_axes=(0, None)))
+
+
+def _shape_key(cfg: SceneConfig) -> SceneConfig:
+    """``cfg`` with the fields that compiled functions take as arguments set to defaults.
+
+    The renderers depend only on the rate, the clip length, ``max_calls`` and the click
+    band; caching compiled functions on this key lets configs that differ in SNR,
+    probabilities or levels share them.
+    """
+    d = SceneConfig()
+    return dataclasses.replace(cfg, snr_db=d.snr_db, distractor_prob=d.distractor_prob,
+                               distractor_db=d.distractor_db, noise_prob=d.noise_prob,
+                               noise_level_db=d.noise_level_db, ambient_rms=d.ambient_rms,
+                               call_count_probs=(1.0,) + (0.0,) * (cfg.max_calls - 1))
 
 
 def render_noise(key: jax.Array, config: SceneConfig = SceneConfig()):
@@ -588,7 +602,10 @@ def render_noise(key: jax.Array, config: SceneConfig = SceneConfig()):
     if getattr(key, "ndim", None) != 1:
         raise ValueError("render_noise: key must be a 1-D array of jax.random keys, got "
                          f"{getattr(key, 'shape', type(key).__name__)}")
-    return _noise_fn(config)(key)
+    levels = jnp.asarray([config.noise_prob, *config.noise_level_db,
+                          np.log(config.ambient_rms[0]), np.log(config.ambient_rms[1])],
+                         jnp.float32)
+    return _noise_fn(_shape_key(config))(key, levels)
 
 
 # -- mixing ---------------------------------------------------------------------------------
@@ -698,8 +715,8 @@ def simulate_scenes(
                 spans[idx] = np.asarray(s[: idx.size])
             else:
                 distract = distract.at[idx].set(w[: idx.size])
-    bio = _mix_fn(cfg)(target, distract, noise, jnp.asarray(labels, jnp.int32), snr, dist_db,
-                       jnp.asarray(has_dist))
+    bio = _mix_fn(_shape_key(cfg))(target, distract, noise, jnp.asarray(labels, jnp.int32), snr,
+                                   dist_db, jnp.asarray(has_dist))
     return Scene(audio=bio + noise, bio=bio, noise=noise,
                  labels=jnp.asarray(labels, jnp.int32), snr_db=snr,
                  num_calls=jnp.asarray(counts, jnp.int32),
