@@ -34,15 +34,20 @@ INSTALL_REQUIRES = [
 EXTRAS = {
     "rl": ["gymnasium[mujoco]>=1.0"],
     "llm": ["gguf>=0.10", "tokenizers>=0.20", "sympy>=1.12", "jinja2>=3.1"],
+    "audio": ["soundfile>=0.12"],  # WAV/FLAC archives (mgc.AudioFolder)
 }
-# Every runtime extra; test-only references (torch, transformers) stay out of it.
-EXTRAS["all"] = sorted({req for name in ("rl", "llm") for req in EXTRAS[name]})
+# Every runtime extra; test-only references (torch, transformers, librosa) stay out of it.
+EXTRAS["all"] = sorted({req for name in ("rl", "llm", "audio") for req in EXTRAS[name]})
 # Test-only reference implementations (llm_tools compares its JAX SmolLM2 against transformers
 # loading the same GGUF). Pin torch: on these machines torch==2.13.0 resolves to the CPU build
 # already on disk, while an unpinned torch pulls a multi-GB CUDA build.
 EXTRAS["reference"] = ["torch==2.13.0", "transformers>=4.48", "accelerate>=1.0"]
+# librosa: the reference the mgc front-ends are tested against and the baseline of its
+# benchmark (pulls numba/llvmlite, no GPU stack).
+EXTRAS["bench"] = ["librosa>=0.10"]
 # The tests exercise every package, so they need every runtime extra too.
-EXTRAS["test"] = ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", *EXTRAS["all"]]
+EXTRAS["test"] = ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", *EXTRAS["all"],
+                  *EXTRAS["bench"]]
 
 setup(
     name="paperjax",

@@ -12,7 +12,7 @@ from experiments.mgc import claims, run
 
 SHRUNK = {
     "num_seeds": 1, "data.train_clips": 24, "data.test_clips": 24, "data.chunk": 12,
-    "data.n_bins": 32, "data.n_frames": 32, "fusions": "gated",
+    "data.n_bins": 64, "data.n_frames": 32, "fusions": "gated",
     "segmenter.width": 4, "segmenter.steps": 4, "classifier.width": 4,
     "classifier.large_width": 8, "classifier.steps": 4, "chunk_steps": 2,
     "eval.low_snr_max": 10.0, "eval.bootstrap": 10,
@@ -57,7 +57,7 @@ def test_suite_writes_results_and_resumes(suite, monkeypatch):
                         lambda *a, **k: pytest.fail("re-simulated data"))
     seg = copy.deepcopy(results["segmenter"])
     monkeypatch.setattr(run, "segmenters", lambda *a, **k: (
-        [np.zeros((24, 32, 32, 2), np.float16)], [{}], seg))
+        [np.zeros((24, 64, 32, 2), np.float16)], [{}], seg))
     again = run.run(config, wd)
     assert again["models"] == results["models"]
 
