@@ -38,7 +38,7 @@ from flax import nnx
 
 import mgc
 from experiments.checkpoint import Checkpointer
-from experiments.config import ConfigError, check, in_range, load_config, positive
+from experiments.config import load_config, validate_config
 from experiments.mgc import data as D
 from experiments.progress import Progress
 from experiments.workdir import Workdir, atomic_write_bytes, atomic_write_json
@@ -56,51 +56,23 @@ def _list(value: str) -> list[str]:
 
 
 def validate(config) -> None:
-    check(config, {
-        "num_seeds": positive, "data.train_clips": positive, "data.test_clips": positive,
-        "data.chunk": positive, "data.n_bins": positive, "data.n_frames": positive,
-        "segmenter.width": positive, "segmenter.steps": positive,
-        "segmenter.batch_size": positive, "segmenter.learning_rate": positive,
-        "classifier.width": positive, "classifier.large_width": positive,
-        "classifier.steps": positive, "classifier.batch_size": positive,
-        "classifier.learning_rate": positive, "chunk_steps": positive,
-        "eval.recall": in_range(0.0, 1.0), "eval.bootstrap": positive,
-    })
-    kinds = _list(config.test_kinds)
-    bad = [k for k in kinds + [config.train_kind] if k not in mgc.KINDS]
-    if bad:
-        raise ConfigError(f"config.test_kinds/train_kind must name transforms of "
-                          f"{list(mgc.KINDS)}, got {bad}")
-    if config.train_kind not in kinds:
-        raise ConfigError(f"config.train_kind={config.train_kind!r} must be one of "
-                          f"config.test_kinds={kinds}")
-    bad = [f for f in _list(config.fusions) if f not in mgc.FUSIONS]
-    if bad or not _list(config.fusions):
-        raise ConfigError(f"config.fusions must name fusions of {list(mgc.FUSIONS)}, got "
-                          f"{config.fusions!r}")
-    bad = [s for s in _list(config.mask_sources) if s not in ("true", "generated")]
-    if bad or not _list(config.mask_sources):
-        raise ConfigError(f"config.mask_sources must be a list of true|generated, got "
-                          f"{config.mask_sources!r}")
-    if config.data.snr_high < config.data.snr_low:
-        raise ConfigError(f"config.data.snr_high must be >= snr_low, got "
-                          f"{config.data.snr_high} < {config.data.snr_low}")
-    for name in ("segmenter", "classifier"):
-        if config[name].steps % config.chunk_steps:
-            raise ConfigError(f"config.{name}.steps={config[name].steps} must be a multiple "
-                              f"of config.chunk_steps={config.chunk_steps}")
-    edges = [float(e) for e in _list(config.eval.snr_edges)]
-    if len(edges) < 2 or any(b <= a for a, b in zip(edges[:-1], edges[1:], strict=True)):
-        raise ConfigError(f"config.eval.snr_edges must be increasing, got "
-                          f"{config.eval.snr_edges!r}")
+    """Checks a config against ``configs/default.py``'s ``RULES`` and ``validate``."""
+    from experiments.mgc.configs import default
+
+    validate_config(config, default)
 
 
 # -- models --------------------------------------------------------------------------------
 
 
 def model_names(config) -> list[str]:
-    names = [f"mgc_{f}_{s}" for f in _list(config.fusions) for s in _list(config.mask_sources)]
-    return names + list(BASELINES)
+    """Every classifier, in training order: the models the claims are judged on first (MGC's
+    mid-level fusions with generated masks, then the two baselines), then the true-mask and
+    early-fusion models, so that a run stopped within a seed has decided the most."""
+    fusions, sources = _list(config.fusions), _list(config.mask_sources)
+    first = [f"mgc_{f}_generated" for f in fusions if f in MID_FUSIONS and "generated" in sources]
+    rest = [f"mgc_{f}_{s}" for f in fusions for s in sources if f"mgc_{f}_{s}" not in first]
+    return first + list(BASELINES) + rest
 
 
 def _grid(config) -> tuple[int, int]:
@@ -188,12 +160,18 @@ def _dice(pred: np.ndarray, target: np.ndarray) -> float:
     return float(np.mean((2 * inter + 1.0) / (total + 1.0)))
 
 
-def segmenters(config, train, test, kinds, workdir: Path, compiled: _Compiled):
-    """Trains (or restores) one segmenter per seed; returns generated masks and quality."""
+def _seeds(config) -> list[int]:
+    return list(range(config.seed, config.seed + config.num_seeds))
+
+
+def segmenters(config, train, test, kinds, workdir: Path, compiled: _Compiled,
+               seeds: list[int] | None = None):
+    """Trains (or restores) one segmenter per seed of ``seeds`` (default: every seed of the
+    config); returns its generated masks (train, and test per kind) and their quality."""
     sc = config.segmenter
     build = lambda r: mgc.UNet(2, 2, sc.width, rngs=r)  # noqa: E731
     gen_train, gen_test, quality = [], [], []
-    for seed in range(config.seed, config.seed + config.num_seeds):
+    for seed in _seeds(config) if seeds is None else seeds:
         wd = workdir / "segmenter" / f"seed{seed}"
         graphdef, params, log, secs = _train(
             "segmenter", build, seed, (train[f"image_{config.train_kind}"],
@@ -251,24 +229,29 @@ def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def classifiers(config, train, test, kinds, gen_train, gen_test, workdir: Path,
-                compiled: _Compiled) -> dict[str, list[dict]]:
-    """Trains and evaluates every (model, seed) not already finished; returns their records."""
+                compiled: _Compiled, seeds: list[int] | None = None) -> dict[str, list[dict]]:
+    """Trains and evaluates every (model, seed) not already finished; returns their records.
+
+    Seed-major: every model of the first seed before the next seed, so that an interrupted
+    run holds complete comparisons for the seeds it finished. ``gen_train[i]`` and
+    ``gen_test[i]`` are the generated masks of ``seeds[i]`` (default: every seed).
+    """
     tk = config.train_kind
     build = builders(config)
-    records: dict[str, list[dict]] = {}
     wd = Workdir(workdir)
     names = model_names(config)
+    records: dict[str, list[dict]] = {name: [] for name in names}
+    seeds = _seeds(config) if seeds is None else list(seeds)
     total = len(names) * config.num_seeds
-    progress = Progress(total, name="mgc/classifiers", interval_s=0.0)
-    done = 0
-    for name in names:
-        records[name] = []
-        source = name.rsplit("_", 1)[1] if name.startswith("mgc_") else "none"
-        for i, seed in enumerate(range(config.seed, config.seed + config.num_seeds)):
+    progress = Progress(total, name="mgc/classifiers", interval_s=0.0,
+                        start_step=(seeds[0] - config.seed) * len(names) if seeds else 0)
+    for i, seed in enumerate(seeds):
+        for j, name in enumerate(names):
+            done = (seed - config.seed) * len(names) + j + 1
+            source = name.rsplit("_", 1)[1] if name.startswith("mgc_") else "none"
             out = workdir / "models" / name / f"seed{seed}.json"
             if out.exists():
                 records[name].append(json.loads(out.read_text()))
-                done += 1
                 continue
             masks_tr = gen_train[i] if source == "generated" else train[f"mask_{tk}"]
             graphdef, params, log, secs = _train(
@@ -292,7 +275,6 @@ def classifiers(config, train, test, kinds, gen_train, gen_test, workdir: Path,
             _save_npz(out.with_suffix(".npz"), probs_all)
             atomic_write_json(out, rec)
             records[name].append(rec)
-            done += 1
             wd.log_metrics(done, model=name, seed=seed,
                            **{f"accuracy_{k}": rec["kinds"][k]["accuracy"] for k in kinds})
             progress.update(done, f"{name} seed {seed}: acc {rec['kinds'][tk]['accuracy']:.3f}")
@@ -565,31 +547,26 @@ def run(config, workdir) -> dict[str, Any]:
                         jax.random.fold_in(key, 1), workdir)
     timing["data_seconds"] = time.perf_counter() - t0
     compiled = _Compiled()
-    t1 = time.perf_counter()
-    gen_train, gen_test, seg_quality = segmenters(config, train, test, kinds, workdir, compiled)
-    timing["segmenter_seconds"] = time.perf_counter() - t1
-    t2 = time.perf_counter()
-    records = classifiers(config, train, test, kinds, gen_train, gen_test, workdir, compiled)
-    timing["classifier_seconds"] = time.perf_counter() - t2
-    summary = summarize(records, config.train_kind, kinds)
-    results: dict[str, Any] = {
-        "train_kind": config.train_kind, "kinds": kinds, "num_seeds": config.num_seeds,
-        "train_clips": config.data.train_clips, "test_clips": config.data.test_clips,
-        "models": summary, "segmenter": seg_quality,
-        "test_label_counts": np.bincount(test["labels"], minlength=NUM_CLASSES).tolist(),
-    }
-    tk = config.train_kind
-    judges = {"in_distribution": lambda src: judge_in_distribution(summary, tk, src),
-              "ood": lambda src: judge_ood(summary, src),
-              "false_positives": lambda src: judge_false_positives(summary, tk, src)}
-    results["claims"] = {}
-    for claim, judge in judges.items():
-        for source in _list(config.mask_sources):
-            try:
-                res = judge(source)
-            except ValueError as e:  # e.g. a config without the baselines' counterparts
-                res = {"error": str(e)}
-            results["claims"].setdefault(claim, {})[source] = res
+    names = model_names(config)
+    records: dict[str, list[dict]] = {name: [] for name in names}
+    seg_quality: list[dict] = []
+    timing["segmenter_seconds"] = timing["classifier_seconds"] = 0.0
+    for seed in _seeds(config):  # seed-major: an interrupted run keeps whole seeds
+        t1 = time.perf_counter()
+        gen_train, gen_test, quality = segmenters(config, train, test, kinds, workdir,
+                                                  compiled, [seed])
+        seg_quality += quality
+        t2 = time.perf_counter()
+        timing["segmenter_seconds"] += t2 - t1
+        for name, recs in classifiers(config, train, test, kinds, gen_train, gen_test,
+                                      workdir, compiled, [seed]).items():
+            records[name] += recs
+        timing["classifier_seconds"] += time.perf_counter() - t2
+        partial = _summary_and_claims(records, seg_quality, config, kinds, test)
+        atomic_write_json(workdir / "partial.json", {"seeds_done": seed - config.seed + 1,
+                                                     **partial})
+    results = _summary_and_claims(records, seg_quality, config, kinds, test)
+    summary = results["models"]
     results["bootstrap"] = {s: bootstrap_differences(workdir, config, test, kinds, s)
                             for s in _list(config.mask_sources)}
     plot_in_distribution(wd, summary, config.train_kind)
@@ -603,6 +580,31 @@ def run(config, workdir) -> dict[str, Any]:
     results["timing"] = timing
     wd.write_results(results)
     wd.write_report(report(results, config))
+    return results
+
+
+def _summary_and_claims(records: dict[str, list[dict]], seg_quality: list[dict], config,
+                        kinds: list[str], test: dict) -> dict[str, Any]:
+    """The summary of ``records`` (the seeds finished so far) and the claims' criteria on it."""
+    tk = config.train_kind
+    summary = summarize(records, tk, kinds)
+    results: dict[str, Any] = {
+        "train_kind": tk, "kinds": kinds, "num_seeds": len(seg_quality),
+        "train_clips": config.data.train_clips, "test_clips": config.data.test_clips,
+        "models": summary, "segmenter": seg_quality,
+        "test_label_counts": np.bincount(test["labels"], minlength=NUM_CLASSES).tolist(),
+    }
+    judges = {"in_distribution": lambda src: judge_in_distribution(summary, tk, src),
+              "ood": lambda src: judge_ood(summary, src),
+              "false_positives": lambda src: judge_false_positives(summary, tk, src)}
+    results["claims"] = {}
+    for claim, judge in judges.items():
+        for source in _list(config.mask_sources):
+            try:
+                res = judge(source)
+            except ValueError as e:  # e.g. a config without the baselines' counterparts
+                res = {"error": str(e)}
+            results["claims"].setdefault(claim, {})[source] = res
     return results
 
 
@@ -651,6 +653,8 @@ def report(results: dict, config) -> str:
 
 def suite_for_tier(tier: str, workdir: str | Path) -> dict[str, Any]:
     """Loads the default config at ``tier`` and runs (or resumes) the suite in ``workdir``."""
+    from experiments.mgc.configs import default
+
     config = load_config(CONFIG_PATH, tier)
-    Workdir(workdir).write_config(config)
+    Workdir(workdir).write_config(config, resume_allow=default.RESUME_ALLOW)
     return run(config, workdir)

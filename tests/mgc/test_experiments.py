@@ -33,7 +33,7 @@ def test_suite_writes_results_and_resumes(suite, monkeypatch):
     for name in ("results.json", "report.md", "metrics.jsonl", "in_distribution.png", "ood.png",
                  "false_positives.png", "examples.png"):
         assert (wd / name).exists(), name
-    names = ["mgc_gated_true", "mgc_gated_generated", "baseline", "large_cnn"]
+    names = ["mgc_gated_generated", "baseline", "large_cnn", "mgc_gated_true"]
     assert list(results["models"]) == names
     assert results["kinds"] == ["stft", "mel", "pcen", "logfreq"]
     for name in names:
@@ -107,16 +107,30 @@ def test_judges_on_hand_made_tables():
 
 
 def test_bad_config():
-    with pytest.raises(ConfigError, match="config.fusions must name fusions"):
-        run.validate(load_config(run.CONFIG_PATH, "quick", {"fusions": "sum"}))
-    with pytest.raises(ConfigError, match="must be a multiple of config.chunk_steps"):
-        run.validate(load_config(run.CONFIG_PATH, "quick", {"classifier.steps": 61}))
-    with pytest.raises(ConfigError, match="train_kind='cqt' must be one of|must name "
-                                          "transforms"):
-        run.validate(load_config(run.CONFIG_PATH, "quick", {"train_kind": "cqt"}))
-    with pytest.raises(ConfigError, match="config.mask_sources must be a list"):
-        run.validate(load_config(run.CONFIG_PATH, "quick", {"mask_sources": "oracle"}))
-    with pytest.raises(ConfigError, match="unknown config key 'data.bogus'"):
+    def bad(overrides, match):
+        with pytest.raises(ConfigError, match=match):
+            load_config(run.CONFIG_PATH, "quick", overrides)
+        config = load_config(run.CONFIG_PATH, "quick", overrides, validate=False)
+        with pytest.raises(ConfigError, match=match):
+            run.run(config, "/nonexistent/never_written")
+
+    bad({"fusions": "sum"}, r"config.fusions must be a comma-separated list of \[")
+    bad({"classifier.steps": 61}, "classifier.steps=61 must be a multiple of "
+                                  "config.chunk_steps=60")
+    bad({"train_kind": "cqt"}, r"config.train_kind must be one of \['stft'")
+    bad({"test_kinds": "mel,pcen"}, "config.train_kind='stft' must be one of "
+                                    r"config.test_kinds=\['mel', 'pcen'\]")
+    bad({"mask_sources": "oracle"}, "config.mask_sources must be a comma-separated list")
+    bad({"num_seeds": 0}, "config.num_seeds must be > 0, got 0")
+    bad({"eval.snr_edges": "0,-6"}, "config.eval.snr_edges must be >= 2 increasing")
+    bad({"data.snr_high": -20.0}, "config.data.snr_high must be >= config.data.snr_low")
+    with pytest.raises(ConfigError, match="data.bogus"):
         load_config(run.CONFIG_PATH, "quick", {"data.bogus": 1})
-    with pytest.raises(ConfigError, match="config.num_seeds must be > 0"):
-        run.validate(load_config(run.CONFIG_PATH, "quick", {"num_seeds": 0}))
+
+
+def test_config_names_agree_with_the_package():
+    import mgc
+    from experiments.mgc.configs import default
+
+    assert default.KINDS == tuple(mgc.KINDS)
+    assert default.FUSIONS == tuple(mgc.FUSIONS)
