@@ -37,9 +37,10 @@ EXTRAS = {
     "llm": ["gguf>=0.10", "tokenizers>=0.20", "sympy>=1.12", "jinja2>=3.1", "safetensors>=0.4"],
     # seeg_embed's MNE Raw / EDF / BDF loaders (edfio: MNE's EDF writer, used by the tests)
     "mne": ["mne>=1.6", "edfio>=0.4"],
+    "audio": ["soundfile>=0.12"],  # WAV/FLAC archives (mgc.AudioFolder)
 }
-# Every runtime extra; test-only references (torch, transformers) stay out of it.
-EXTRAS["all"] = sorted({req for name in ("rl", "llm", "mne") for req in EXTRAS[name]})
+# Every runtime extra; test-only references (torch, transformers, librosa) stay out of it.
+EXTRAS["all"] = sorted({req for name in ("rl", "llm", "mne", "audio") for req in EXTRAS[name]})
 # Test-only reference implementations (llm_tools compares its JAX SmolLM2 against transformers
 # loading the same GGUF, and its JAX MiniLM encoder against sentence-transformers loading the
 # same folder). Pin torch: on these machines torch==2.13.0 resolves to the CPU build
@@ -48,13 +49,14 @@ EXTRAS["reference"] = ["torch==2.13.0", "transformers>=4.48", "accelerate>=1.0",
                        "sentence-transformers>=3.0"]
 # Benchmark-only: TRL's GRPOTrainer for experiments/abstral/bench.py --trl (resolves with the
 # CPU torch==2.13.0; never needed by the library or its tests).
+# librosa: the mgc front-ends' test reference and benchmark baseline (numba/llvmlite only).
 EXTRAS["bench"] = ["trl==1.16.0", "datasets>=2.14", "torch==2.13.0", "transformers>=4.48",
-                   "accelerate>=1.0"]
+                   "accelerate>=1.0", "librosa>=0.10"]
 # The tests exercise every package, so they need every runtime extra too.
 # hypothesis: property tests; selenium drives Debian's headless chromium for the browser-view
 # test of llm_tools.thought_branches (.ci/run installs chromium and chromium-driver).
 EXTRAS["test"] = ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "hypothesis>=6.100",
-                  "selenium>=4.20", *EXTRAS["all"]]
+                  "selenium>=4.20", "librosa>=0.10", *EXTRAS["all"]]
 
 setup(
     name="paperjax",

@@ -1,0 +1,136 @@
+"""Smoke test of the mgc suite (quick config shrunk to seconds), resume, and the claims' logic."""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+
+from experiments.claims import discover_claims
+from experiments.config import ConfigError, load_config
+from experiments.mgc import claims, run
+
+SHRUNK = {
+    "num_seeds": 1, "data.train_clips": 24, "data.test_clips": 24, "data.chunk": 12,
+    "data.n_bins": 64, "data.n_frames": 32, "fusions": "gated",
+    "segmenter.width": 4, "segmenter.steps": 4, "classifier.width": 4,
+    "classifier.large_width": 8, "classifier.steps": 4, "chunk_steps": 2,
+    "eval.low_snr_max": 10.0, "eval.bootstrap": 10,
+}
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mgc")
+    config = load_config(run.CONFIG_PATH, "quick", SHRUNK)
+    results = run.run(config, root / "suite_quick")
+    return root, config, results
+
+
+def test_suite_writes_results_and_resumes(suite, monkeypatch):
+    root, config, results = suite
+    wd = root / "suite_quick"
+    for name in ("results.json", "report.md", "metrics.jsonl", "in_distribution.png", "ood.png",
+                 "false_positives.png", "examples.png"):
+        assert (wd / name).exists(), name
+    names = ["mgc_gated_generated", "baseline", "large_cnn", "mgc_gated_true"]
+    assert list(results["models"]) == names
+    assert results["kinds"] == ["stft", "mel", "pcen", "logfreq"]
+    for name in names:
+        rec = json.loads((wd / "models" / name / "seed0.json").read_text())
+        for kind in results["kinds"]:
+            acc = rec["kinds"][kind]["accuracy"]
+            assert 0.0 <= acc <= 1.0
+            assert np.sum(rec["kinds"][kind]["confusion"]) == 24
+        row = results["models"][name]
+        assert row["accuracy"]["stft"]["mean"] == rec["kinds"]["stft"]["accuracy"]
+        assert row["drop"]["mel"]["mean"] == pytest.approx(
+            rec["kinds"]["stft"]["accuracy"] - rec["kinds"]["mel"]["accuracy"])
+    assert set(results["claims"]) == {"in_distribution", "ood", "false_positives"}
+    for by_source in results["claims"].values():
+        assert isinstance(by_source["generated"]["held"], bool)
+    assert 0.0 <= results["segmenter"][0]["dice_stft"] <= 1.0
+    assert (wd / "data" / "train" / "chunk_000012.npz").exists()
+    # resuming trains nothing and gives the same summary
+    monkeypatch.setattr(run, "_train", lambda *a, **k: pytest.fail("retrained a model"))
+    monkeypatch.setattr(run.D.mgc, "simulate_scenes",
+                        lambda *a, **k: pytest.fail("re-simulated data"))
+    seg = copy.deepcopy(results["segmenter"])
+    monkeypatch.setattr(run, "segmenters", lambda *a, **k: (
+        [np.zeros((24, 64, 32, 2), np.float16)], [{}], seg))
+    again = run.run(config, wd)
+    assert again["models"] == results["models"]
+
+
+def test_claims_on_the_shrunk_suite(suite, monkeypatch):
+    root, _, results = suite
+    monkeypatch.setattr(claims, "_suite", lambda tier, workdir: results)
+    for claim in claims.CLAIMS:
+        workdir = root / "mgc" / claim.name
+        out = claim.run("quick", workdir)
+        assert isinstance(out.held, bool) and out.numbers
+        assert out.held == results["claims"][{"ood_transform": "ood"}.get(
+            claim.name, claim.name)]["generated"]["held"]
+    assert [c.name for c in discover_claims(["mgc"])] == [c.name for c in claims.CLAIMS]
+
+
+def _row(acc, drop=0.1, fpr=0.2):
+    return {"accuracy": {"stft": {"mean": acc}}, "mean_drop": drop,
+            "fpr_at_recall": {"stft": {"mean": fpr}}}
+
+
+def test_judges_on_hand_made_tables():
+    table = {"mgc_concat_generated": _row(0.80, 0.05, 0.10),
+             "mgc_gated_generated": _row(0.70, 0.10, 0.20),
+             "mgc_cross_attention_generated": _row(0.90, 0.15, 0.30),
+             "mgc_concat_true": _row(0.99, 0.0, 0.0),
+             "baseline": _row(0.75, 0.12, 0.25), "large_cnn": _row(0.79, 0.20, 0.19)}
+    res = run.judge_in_distribution(table, "stft")
+    assert res["mgc_accuracy"] == pytest.approx(0.8) and res["held"] is True
+    table["large_cnn"] = _row(0.81, 0.20, 0.19)
+    assert run.judge_in_distribution(table, "stft")["held"] is False
+    # OOD: MGC's mean drop 0.10 < 0.12 and < 0.20
+    res = run.judge_ood(table)
+    assert res["mgc_drop"] == pytest.approx(0.10) and res["held"] is True
+    table["baseline"] = _row(0.75, 0.09, 0.25)
+    assert run.judge_ood(table)["held"] is False
+    # false positives: MGC 0.20 vs 0.25 and 0.19 -> not below the large CNN
+    res = run.judge_false_positives(table, "stft")
+    assert res["mgc_fpr"] == pytest.approx(0.20) and res["held"] is False
+    table["large_cnn"] = _row(0.81, 0.20, 0.21)
+    assert run.judge_false_positives(table, "stft")["held"] is True
+    # the true-mask setting uses only the true-mask models
+    assert run.judge_in_distribution(table, "stft", "true")["per_fusion"] == {
+        "mgc_concat_true": 0.99}
+    with pytest.raises(ValueError, match="need mgc_\\*_generated models and"):
+        run.judge_ood({"baseline": _row(0.5)})
+
+
+def test_bad_config():
+    def bad(overrides, match):
+        with pytest.raises(ConfigError, match=match):
+            load_config(run.CONFIG_PATH, "quick", overrides)
+        config = load_config(run.CONFIG_PATH, "quick", overrides, validate=False)
+        with pytest.raises(ConfigError, match=match):
+            run.run(config, "/nonexistent/never_written")
+
+    bad({"fusions": "sum"}, r"config.fusions must be a comma-separated list of \[")
+    bad({"classifier.steps": 61}, "classifier.steps=61 must be a multiple of "
+                                  "config.chunk_steps=60")
+    bad({"train_kind": "cqt"}, r"config.train_kind must be one of \['stft'")
+    bad({"test_kinds": "mel,pcen"}, "config.train_kind='stft' must be one of "
+                                    r"config.test_kinds=\['mel', 'pcen'\]")
+    bad({"mask_sources": "oracle"}, "config.mask_sources must be a comma-separated list")
+    bad({"num_seeds": 0}, "config.num_seeds must be > 0, got 0")
+    bad({"eval.snr_edges": "0,-6"}, "config.eval.snr_edges must be >= 2 increasing")
+    bad({"data.snr_high": -20.0}, "config.data.snr_high must be >= config.data.snr_low")
+    with pytest.raises(ConfigError, match="data.bogus"):
+        load_config(run.CONFIG_PATH, "quick", {"data.bogus": 1})
+
+
+def test_config_names_agree_with_the_package():
+    import mgc
+    from experiments.mgc.configs import default
+
+    assert default.KINDS == tuple(mgc.KINDS)
+    assert default.FUSIONS == tuple(mgc.FUSIONS)
