@@ -18,37 +18,19 @@ import jax
 import numpy as np
 
 import cqc
-from experiments.config import ConfigError, check, in_range, one_of, positive
+from experiments.config import validate_config
+from experiments.cqc.configs import default as default_config
 from experiments.progress import Progress
 from experiments.workdir import Workdir
 
-EXPERIMENTS = ("nuisance_complexity", "cqc_complexity", "robustness", "employment")
+EXPERIMENTS = default_config.EXPERIMENTS
 EVAL_X = np.linspace(-0.9, 0.9, 19)
 EVAL_U = np.linspace(0.1, 0.9, 9)
 
 
 def validate(config) -> None:
-    check(config, {
-        "experiment": one_of("all", *EXPERIMENTS),
-        "direct.steps": positive,
-        "direct.learning_rate": positive,
-        "direct.grid_size": positive,
-        "direct.n_levels": positive,
-        "complexity.scenario": one_of(1, 2, 3, 4),
-        "complexity.reps": positive,
-        "robustness.scenario": one_of(1, 2, 3, 4),
-        "robustness.reps": positive,
-        "employment.dataset": one_of("jtrain2", "jtrain3"),
-        "employment.model": one_of("linear", "monotone"),
-        "employment.n_boot": positive,
-        "employment.band_level": in_range(0.5, 0.999),
-    })
-    for key in ("complexity.ns", "robustness.ns"):
-        sec, leaf = key.split(".")
-        if not config[sec][leaf] or min(config[sec][leaf]) < 100:
-            raise ConfigError(f"config.{key} must be a non-empty tuple of sizes >= 100")
-    if not config.complexity.gammas or min(config.complexity.gammas) < 0:
-        raise ConfigError("config.complexity.gammas must be a non-empty tuple of values >= 0")
+    """Checks ``config`` against ``configs/default.py``'s ``RULES`` and ``validate``."""
+    validate_config(config, default_config)
 
 
 def eval_points(design: cqc.Design):
@@ -385,8 +367,9 @@ def run_robustness(config, workdir) -> dict[str, Any]:
             m = {}
             for combo in COMBOS:
                 est = _direct(config, "linear", _combo_nuisance(combo, sim.g_true))
-                est.fit(sim.x, sim.a, sim.y, key=jax.random.fold_in(key, 7))
-                m[combo] = float(np.mean((np.asarray(est.predict(y0, xq)) - truth) ** 2))
+                est.fit(np.asarray(sim.x), np.asarray(sim.y), a=np.asarray(sim.a),
+                        key=jax.random.fold_in(key, 7))
+                m[combo] = float(np.mean((est.predict(xq, y0=y0) - truth) ** 2))
             wd.log_metrics(i, cell=list(cell), **m)
             done[cell] = {"cell": list(cell), **m}
         progress.update(i + 1)
@@ -457,12 +440,12 @@ def run_employment(config, workdir) -> dict[str, Any]:
                         steps=e.steps, learning_rate=e.learning_rate,
                         grid_size=config.direct.grid_size)
     key = jax.random.key(config.seed + 2)
-    est.fit(data.x, data.a, data.y, key=key)
+    est.fit(data.x, data.y, a=data.a, key=key)
     ages = np.arange(e.age_min, e.age_max + 1, dtype=np.float64)
     y0_levels = np.quantile(data.y[data.a == 0], np.asarray(e.levels))
     age_q = np.repeat(ages, y0_levels.size)[:, None]
     y0_q = np.tile(y0_levels, ages.size)
-    bands = est.bootstrap(y0_q, age_q, n_boot=e.n_boot, key=jax.random.fold_in(key, 1),
+    bands = est.bootstrap(age_q, y0=y0_q, n_boot=e.n_boot, key=jax.random.fold_in(key, 1),
                           level=e.band_level, return_samples=True)
     shape = (ages.size, y0_levels.size)
     gain = np.asarray(bands.estimate).reshape(shape) - y0_levels
