@@ -1,7 +1,6 @@
 """Estimators: recovery of g* with exact and estimated nuisances, effect, bands, weights,
 NaN reporting and bad input."""
 
-import warnings
 
 import jax
 import jax.numpy as jnp
