@@ -278,6 +278,33 @@ def test_sharded_stats_pad_with_weight_zero():
                                    L.plugin_coverage(ref, x0, 0.9), rtol=1e-4)
 
 
+@pytest.mark.parametrize("ridge", [0.0, 0.05])
+def test_value_interval_se_is_the_norm_of_the_numerical_influence(ridge):
+    # Independent of the closed form: J(w) = x0^T (A(w) + ridge I)^{-1} b(w) in float64 NumPy,
+    # differentiated by central differences in each row weight. At unit weights the
+    # sandwich se is sqrt(sum_i (dJ/dw_i)^2) (the influence of row i is W dJ/dw_i). Next
+    # features that permute the current ones make A far from symmetric, so u = A^{-T} x0 is
+    # not A^{-1} x0.
+    f, r, g, fn = _data(n=80, d=3, seed=5)
+    fn = (f[:, [1, 2, 0]] + 0.3 * fn).astype(np.float32)  # s' features a rotation of s's
+    x0 = np.array([0.7, -0.2, 0.4])
+    f64, r64, g64, fn64 = (v.astype(np.float64) for v in (f, r, g, fn))
+
+    def j_of(w):
+        a = (f64 * w[:, None]).T @ (f64 - g64[:, None] * fn64) / w.sum() + ridge * np.eye(3)
+        return x0 @ np.linalg.solve(a, (f64 * w[:, None]).T @ r64 / w.sum())
+
+    h, ones = 1e-6, np.ones(80)
+    grad = np.array([(j_of(ones + h * e) - j_of(ones - h * e)) / (2 * h) for e in np.eye(80)])
+    a = f64.T @ (f64 - g64[:, None] * fn64) / 80
+    assert np.linalg.norm(a - a.T) > 0.5 * np.linalg.norm(a)  # strongly asymmetric
+    ci = L.value_interval(f, r, g, fn, x0.astype(np.float32), ridge=ridge, level=0.9)
+    assert float(ci.value) == pytest.approx(j_of(ones), rel=1e-4, abs=1e-5)
+    assert float(ci.se) == pytest.approx(np.sqrt(np.sum(grad**2)), rel=1e-3)
+    z = 1.6448536269514722  # scipy.stats.norm.ppf(0.95)
+    assert float(ci.upper - ci.lower) == pytest.approx(2 * z * float(ci.se), rel=1e-5)
+
+
 def test_value_averages_rows():
     theta = jnp.array([1.0, 2.0])
     rows = np.array([[1.0, 0.0], [0.0, 1.0]])
