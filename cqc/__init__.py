@@ -5,11 +5,14 @@ comparator ``g*(y0 | x) = F_1^{-1}(F_0(y0 | x) | x)`` maps an untreated outcome 
 treated outcome at the same conditional quantile. :class:`DirectCQC` parameterizes it
 directly and fits it by gradient descent on a doubly robust objective; :class:`IndirectCQC`
 (Givens et al., NeurIPS 2024), :class:`IPWCQC` and :class:`SeparateCQC` are the baselines.
+All four are scikit-learn estimators (``fit(X, y, a=...)``), and any scikit-learn learner can
+serve as a nuisance (:class:`SklearnPropensity`, :class:`SklearnCDF`).
 """
 
 from cqc.data import DEFAULT_COVARIATES, EmploymentData, load_jtrain
 from cqc.dr import control_term, direct_loss, grid_cdf, grid_integrated_cdf, pseudo_outcome
 from cqc.estimators import (
+    DEFAULT_LEVELS,
     IPWCQC,
     Bands,
     DirectCQC,
@@ -19,9 +22,10 @@ from cqc.estimators import (
     make_grid,
 )
 from cqc.isotonic import first_crossing, isotonic_increasing
-from cqc.models import LinearCQC, MonotoneCQC, make_model
+from cqc.models import LinearCQC, MonotoneCQC, PolynomialCQC, make_model
 from cqc.nuisance import (
     ConstantPropensity,
+    FittedNuisance,
     KernelCDF,
     KernelPropensity,
     LogisticPropensity,
@@ -32,6 +36,8 @@ from cqc.nuisance import (
     NuisanceValues,
     OracleCDF,
     OraclePropensity,
+    SklearnCDF,
+    SklearnPropensity,
     cross_fit,
 )
 from cqc.simulate import SCENARIOS, Design, Simulation, simulate
@@ -39,6 +45,8 @@ from cqc.simulate import SCENARIOS, Design, Simulation, simulate
 __all__ = [
     "Bands",
     "ConstantPropensity",
+    "DEFAULT_LEVELS",
+    "FittedNuisance",
     "DEFAULT_COVARIATES",
     "Design",
     "DirectCQC",
@@ -58,9 +66,12 @@ __all__ = [
     "NuisanceValues",
     "OracleCDF",
     "OraclePropensity",
+    "PolynomialCQC",
     "SCENARIOS",
     "SeparateCQC",
     "Simulation",
+    "SklearnCDF",
+    "SklearnPropensity",
     "control_term",
     "cross_fit",
     "direct_loss",

@@ -78,19 +78,24 @@ def first_crossing(h: jax.typing.ArrayLike, grid: jax.typing.ArrayLike) -> jax.A
 
     Between the last grid point with ``h < 0`` and the next one, ``h`` is taken as linear, so
     the answer is the linear interpolation of the zero crossing. If ``h >= 0`` already at the
-    first grid point the first point is returned; if ``h < 0`` everywhere, the last.
+    first grid point the first point is returned (the infimum over the grid). Where there is
+    no answer on the grid the result is NaN, never a boundary value: when ``h < 0`` at every
+    grid point (the crossing lies above the grid) or ``h`` has a NaN (an undefined contrast,
+    e.g. a 0/0 kernel average). Callers report such points (the estimators warn).
 
     Args:
       h: values, shape ``(..., K)``, non-decreasing along the last axis.
       grid: increasing grid, shape ``(K,)``.
 
     Returns:
-      Shape ``h.shape[:-1]``.
+      Shape ``h.shape[:-1]``; NaN where there is no crossing on the grid.
 
     Raises:
       ValueError: if the shapes disagree or the grid has fewer than 2 points.
     """
     h = jnp.asarray(h)
+    if not jnp.issubdtype(h.dtype, jnp.floating):
+        h = h.astype(jnp.float32)
     grid = jnp.asarray(grid, h.dtype)
     _check_last_axis("first_crossing", "h", h, 2)
     if grid.ndim != 1 or grid.shape[0] != h.shape[-1]:
@@ -100,7 +105,7 @@ def first_crossing(h: jax.typing.ArrayLike, grid: jax.typing.ArrayLike) -> jax.A
     k = h.shape[-1]
     nonneg = h >= 0
     idx = jnp.argmax(nonneg, axis=-1)  # first index with h >= 0 (0 if none)
-    any_nonneg = jnp.any(nonneg, axis=-1)
+    found = jnp.any(nonneg, axis=-1) & ~jnp.any(jnp.isnan(h), axis=-1)
     lo = jnp.clip(idx - 1, 0, k - 1)
     h_lo = jnp.take_along_axis(h, lo[..., None], -1)[..., 0]
     h_hi = jnp.take_along_axis(h, idx[..., None], -1)[..., 0]
@@ -109,4 +114,4 @@ def first_crossing(h: jax.typing.ArrayLike, grid: jax.typing.ArrayLike) -> jax.A
     frac = jnp.where(gap > 0, -h_lo / jnp.where(gap > 0, gap, 1.0), 1.0)
     t = t_lo + jnp.clip(frac, 0.0, 1.0) * (t_hi - t_lo)
     t = jnp.where(idx == 0, grid[0], t)
-    return jnp.where(any_nonneg, t, grid[-1])
+    return jnp.where(found, t, jnp.nan)

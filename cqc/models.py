@@ -22,7 +22,7 @@ from flax import nnx
 
 from cqc.checks import check_positive_int
 
-__all__ = ["LinearCQC", "MonotoneCQC", "make_model"]
+__all__ = ["LinearCQC", "MonotoneCQC", "PolynomialCQC", "make_model"]
 
 
 class LinearCQC(nnx.Module):
@@ -93,13 +93,55 @@ class MonotoneCQC(nnx.Module):
         return b + jax.nn.softplus(s) * y0 + jnp.sum(bumps, axis=-1)
 
 
+def _legendre(t: jax.Array, degree: int) -> jax.Array:
+    """``[P_0(t), ..., P_degree(t)]`` stacked on a new last axis (Bonnet's recursion)."""
+    polys = [jnp.ones_like(t), t]
+    for j in range(1, degree):
+        polys.append(((2 * j + 1) * t * polys[j] - j * polys[j - 1]) / (j + 1))
+    return jnp.stack(polys[: degree + 1], axis=-1)
+
+
+class PolynomialCQC(nnx.Module):
+    """``g(y0, x) = sum_l sum_{j<=k} (w_lj + v_lj y0) P_j(x_l / sqrt 3)``, additive in ``x``.
+
+    ``P_j`` are Legendre polynomials (a well-conditioned basis of polynomials of degree
+    ``<= k``; orthogonal for standardized uniform covariates); the constant term is shared.
+    Initialised at the identity ``g = y0``. With ``degree = 1`` this is
+    :class:`LinearCQC`'s class; the simulation scenario 5 has a CQC of degree ``k`` in ``x``.
+    """
+
+    grid_y0 = True
+
+    def __init__(self, num_features: int, *, degree: int = 2, rngs: nnx.Rngs):
+        del rngs
+        check_positive_int("PolynomialCQC", "num_features", num_features)
+        check_positive_int("PolynomialCQC", "degree", degree)
+        self.degree = degree
+        size = 1 + num_features * degree
+        self.w = nnx.Param(jnp.zeros((size,)))
+        self.v = nnx.Param(jnp.zeros((size,)).at[0].set(1.0))
+
+    def features(self, x: jax.Array) -> jax.Array:
+        basis = _legendre(x / jnp.sqrt(3.0), self.degree)[..., 1:]  # (B, d, k)
+        flat = basis.reshape(x.shape[0], -1)
+        return jnp.concatenate([jnp.ones((x.shape[0], 1), x.dtype), flat], axis=1)
+
+    def __call__(self, y0: jax.Array, x: jax.Array) -> jax.Array:
+        phi = self.features(x)
+        b, s = phi @ self.w[...], phi @ self.v[...]
+        if y0.ndim == 2:
+            b, s = b[:, None], s[:, None]
+        return b + s * y0
+
+
 def make_model(model: str | Callable | nnx.Module, num_features: int, key: jax.Array):
     """Builds a CQC module for ``num_features`` covariates.
 
     Args:
       model: ``"linear"``, ``"linear_additive"`` (no ``y0 x`` interactions),
-        ``"monotone"``, a factory ``f(num_features, rngs) -> nnx.Module`` or an
-        ``nnx.Module`` (used as the initial model; must accept ``(y0 (B,), x (B, d))``).
+        ``"monotone"``, ``"poly<k>"`` (:class:`PolynomialCQC` of degree ``k``), a factory
+        ``f(num_features, rngs) -> nnx.Module`` or an ``nnx.Module`` (used as the initial
+        model; must accept ``(y0 (B,), x (B, d))``).
       num_features: covariate dimension ``d``.
       key: ``jax.random.key`` for initialisation.
 
@@ -120,9 +162,11 @@ def make_model(model: str | Callable | nnx.Module, num_features: int, key: jax.A
             return LinearCQC(num_features, interactions=False, rngs=rngs)
         if model == "monotone":
             return MonotoneCQC(num_features, rngs=rngs)
+        if model.startswith("poly") and model[4:].isdigit() and int(model[4:]) >= 1:
+            return PolynomialCQC(num_features, degree=int(model[4:]), rngs=rngs)
         raise ValueError(
-            "make_model: model must be 'linear', 'linear_additive', 'monotone', a factory or "
-            f"an nnx.Module, got {model!r}"
+            "make_model: model must be 'linear', 'linear_additive', 'monotone', 'poly<k>' "
+            f"(k >= 1), a factory or an nnx.Module, got {model!r}"
         )
     if callable(model):
         built = model(num_features, rngs)

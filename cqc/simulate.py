@@ -7,7 +7,11 @@ noise law for both arms, so the CQC has the closed form
 
 and propensity ``pi(x) = 0.4 sin(gamma pi s(x)) + 0.5`` with ``s(x) = x_1`` (or ``x^T beta``
 in scenario 3). ``gamma`` sets the complexity of the nuisances; the CQC itself does not
-depend on it.
+depend on it. For every integer ``gamma >= 1`` the propensity score ``pi(X)`` has the same
+distribution (``gamma pi X`` is uniform modulo ``2 pi``), so overlap is the same; ``gamma = 0``
+is the only constant-propensity design. Scenario 5 (ours, not the paper's) adds a knob for
+the complexity of the CQC itself: ``g*(y0 | x) = y0 + P_k(x)`` with ``P_k`` the Legendre
+polynomial of degree ``k`` and the nuisances' ``sin(gamma pi x)`` unchanged.
 
 References:
   Givens, Liu, Reeve, Reluga. "Direct Doubly Robust Estimation of Conditional Quantile
@@ -30,7 +34,7 @@ from cqc.checks import as_covariates, check_positive_int
 
 __all__ = ["SCENARIOS", "Design", "Simulation", "simulate"]
 
-SCENARIOS = (1, 2, 3, 4)
+SCENARIOS = (1, 2, 3, 4, 5)
 _SQRT3 = math.sqrt(3.0)
 
 
@@ -44,14 +48,16 @@ class Design:
     Attributes:
       scenario: 1 (illustrative, Gaussian), 2 (illustrative, uniform noise on
         ``[-sqrt 3, sqrt 3]``, unit variance), 3 (10-dimensional), 4 (linear CQC with
-        complex nuisances).
+        complex nuisances), 5 (polynomial CQC of degree ``degree``).
       gamma: nuisance complexity ``gamma >= 0``.
       beta: the index vector of scenario 3 (empty otherwise).
+      degree: the CQC's degree in scenario 5 (0 otherwise).
     """
 
     scenario: int
     gamma: float
     beta: tuple[float, ...] = ()
+    degree: int = 0
 
     @property
     def num_features(self) -> int:
@@ -84,6 +90,8 @@ class Design:
             return (wave, one) if arm == 0 else (2.0 * wave, 2.0 * one)
         if self.scenario == 3:
             return (wave + 0.5, one) if arm == 0 else (wave, one)
+        if self.scenario == 5:
+            return (wave, one) if arm == 0 else (wave + _legendre(s, self.degree), one)
         scale = 0.5 * s + 1.5
         if arm == 0:
             return wave / scale, one
@@ -154,6 +162,16 @@ class Design:
         return mu1 + s1 * (y0 - mu0) / s0
 
 
+def _legendre(t, degree: int):
+    """Legendre polynomial ``P_degree(t)`` (Bonnet's recursion); ``|P_k| <= 1`` on [-1, 1]."""
+    prev, cur = jnp.ones_like(t), t
+    if degree == 0:
+        return prev
+    for j in range(1, degree):
+        prev, cur = cur, ((2 * j + 1) * t * cur - j * prev) / (j + 1)
+    return cur
+
+
 class Simulation(NamedTuple):
     """A simulated data set: covariates ``x (n, d)``, treatment ``a (n,)`` in {0, 1},
     outcome ``y (n,)`` and the true CQC ``g_true`` (a :class:`Design`, callable as
@@ -165,7 +183,8 @@ class Simulation(NamedTuple):
     g_true: Design
 
 
-def simulate(scenario: int, n: int, key: jax.Array, *, gamma: float = 1.0) -> Simulation:
+def simulate(scenario: int, n: int, key: jax.Array, *, gamma: float = 1.0,
+             degree: int = 3) -> Simulation:
     """Draws ``n`` units from one of the paper's location-scale scenarios.
 
     ``X ~ U[-1, 1]^d``, ``A | X ~ Bernoulli(pi(X))``, ``Y = mu_A(X) + sigma_A(X) eps``:
@@ -178,18 +197,23 @@ def simulate(scenario: int, n: int, key: jax.Array, *, gamma: float = 1.0) -> Si
     4. ``mu_0 = sin(gamma pi x) / (0.5 x + 1.5)``, ``sigma_0 = 1``,
        ``mu_1 = sin(gamma pi x) + 0.25 x + 0.75``, ``sigma_1 = 0.5 x + 1.5``;
        ``g* = (0.5 x + 1.5) y0 + 0.25 x + 0.75``.
+    5. ``d = 1``, ``mu_0 = sin(gamma pi x)``, ``mu_1 = sin(gamma pi x) + P_k(x)``,
+       ``sigma_a = 1``, ``eps ~ N(0, 1)``; ``g* = y0 + P_k(x)`` (``k = degree``; the
+       propensity and ``F_0`` do not depend on ``k``).
 
     Args:
       scenario: 1, 2, 3 or 4.
       n: number of units (>= 1).
       key: a ``jax.random.key``.
       gamma: nuisance complexity (>= 0).
+      degree: the CQC's polynomial degree in scenario 5 (int >= 0; ignored otherwise).
 
     Returns:
       ``Simulation(x, a, y, g_true)``.
 
     Raises:
-      ValueError: for an unknown scenario, ``n < 1`` or negative/non-finite ``gamma``.
+      ValueError: for an unknown scenario, ``n < 1``, negative/non-finite ``gamma`` or a
+        negative ``degree``.
       TypeError: for a non-int ``n`` or a key that is not a JAX key.
 
     References:
@@ -203,11 +227,13 @@ def simulate(scenario: int, n: int, key: jax.Array, *, gamma: float = 1.0) -> Si
     gamma = float(gamma)
     if not np.isfinite(gamma) or gamma < 0:
         raise ValueError(f"simulate: gamma must be a finite number >= 0, got {gamma}")
+    degree = check_positive_int("simulate", "degree", degree, minimum=0)
     kb, kx, ka, ke = jax.random.split(key, 4)
     beta: tuple[float, ...] = ()
     if scenario == 3:
         beta = tuple(float(b) for b in np.asarray(jax.random.normal(kb, (10,)) / 5.0))
-    design = Design(scenario=scenario, gamma=gamma, beta=beta)
+    design = Design(scenario=scenario, gamma=gamma, beta=beta,
+                    degree=degree if scenario == 5 else 0)
     x, a, y = _draw(design, n, kx, ka, ke)
     return Simulation(x=x, a=a, y=y, g_true=design)
 

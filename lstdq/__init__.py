@@ -31,6 +31,8 @@ from lstdq.coverage import (
 )
 from lstdq.estimator import (
     LSTDQStats,
+    SolveInfo,
+    ValueInterval,
     compute_stats,
     init_stats,
     lstdq,
@@ -39,6 +41,7 @@ from lstdq.estimator import (
     solve,
     update_stats,
     value,
+    value_interval,
 )
 from lstdq.features import (
     aggregated_features,
@@ -120,9 +123,12 @@ __all__ = [
     "sample_from_tables",
     "sampler_tables",
     "SamplerTables",
+    "SolveInfo",
+    "ValueInterval",
     "sharded_stats",
     "solve",
     "target_policy",
     "update_stats",
     "value",
+    "value_interval",
 ]

@@ -121,3 +121,22 @@ def check_transitions(
     check_finite(fn, "discounts", discounts)
     check_range(fn, "discounts", discounts, 0.0, 1.0)
     return features, rewards, discounts, next_features
+
+
+def check_weights(fn: str, weights: Any, n: int) -> Any:
+    """``weights``: ``(n,)`` finite values ``>= 0`` (row weights; 0 drops a row)."""
+    weights = as_array(fn, "weights", weights)
+    check_ndim(fn, "weights", weights, 1)
+    if weights.shape[0] != n:
+        raise ValueError(f"{fn}: features has {n} rows but weights has {weights.shape[0]} "
+                         f"(shape {tuple(weights.shape)})")
+    check_finite(fn, "weights", weights)
+    check_range(fn, "weights", weights, 0.0, float("inf"))
+    return weights
+
+
+def check_on_singular(fn: str, on_singular: Any) -> str:
+    if on_singular not in ("raise", "nan", "lstsq"):
+        raise ValueError(f"{fn}: on_singular must be 'raise', 'nan' or 'lstsq', got "
+                         f"{on_singular!r}")
+    return on_singular

@@ -213,11 +213,12 @@ def init_features(mdp: FiniteMDP, policy, features) -> np.ndarray:
 
 
 def population_stats(mdp: FiniteMDP, policy, behavior, features, gamma: float) -> LSTDQStats:
-    """Exact LSTDQ statistics under ``mu``: ``count=1``, ``sigma=Sigma``, ``a=A``, ``b=b``.
+    """Exact LSTDQ statistics under ``mu``: ``count=1.0``, ``sigma=Sigma``, ``a=A``, ``b=b``.
 
     ``Sigma = Phi^T D_mu Phi``, ``A = Sigma - gamma Phi^T D_mu P^pi Phi``,
     ``b = Phi^T D_mu R`` (float64 NumPy; ``lstdq.solve`` of these gives the population
-    ``theta``, which equals ``Q^pi`` whenever ``Q^pi`` is in the span of the features).
+    ``theta`` in float64, which equals ``Q^pi`` whenever ``Q^pi`` is in the span of the
+    features).
 
     Raises:
       ValueError: malformed inputs; ``behavior`` must be an ``(S, A)`` distribution.
@@ -231,7 +232,7 @@ def population_stats(mdp: FiniteMDP, policy, behavior, features, gamma: float) -
     sigma = phi.T @ (mu[:, None] * phi)
     a = sigma - gamma * phi.T @ (mu[:, None] * (p @ phi))
     b = phi.T @ (mu * mdp.rewards.reshape(-1))
-    return LSTDQStats(np.int32(1), sigma, a, b)
+    return LSTDQStats(np.float64(1.0), sigma, a, b)
 
 
 # -- MDP families ------------------------------------------------------------------------

@@ -36,6 +36,7 @@ def bench(n_small: int = 10_000, n_large: int = 100_000) -> dict[str, float]:
     y0q = np.tile(np.linspace(-1.5, 1.5, 9), 19)
     out = {}
     sim = cqc.simulate(4, n_small, jax.random.key(0), gamma=2.0)
+    X, y, a = (np.asarray(v, np.float64) for v in (sim.x, sim.y, sim.a))
     nuisance = cqc.Nuisance(cqc.KernelPropensity(), cqc.KernelCDF())
     grid = cqc.make_grid(sim.y)
     nv = cqc.cross_fit(sim.x, sim.a, sim.y, nuisance=nuisance, grid=grid, key=jax.random.key(1))
@@ -43,8 +44,8 @@ def bench(n_small: int = 10_000, n_large: int = 100_000) -> dict[str, float]:
         sim.x, sim.a, sim.y, nuisance=nuisance, grid=grid, key=jax.random.key(2)).f1)
     for name, make in (("direct", lambda: cqc.DirectCQC(nuisance=nuisance)),
                        ("indirect", lambda: cqc.IndirectCQC(nuisance))):
-        run = lambda make=make: make().fit(sim.x, sim.a, sim.y, key=jax.random.key(3),  # noqa: E731
-                                           nuisances=nv).predict(y0q, xq)
+        run = lambda make=make: make().fit(X, y, a=a, key=jax.random.key(3),  # noqa: E731
+                                           nuisances=nv).predict(xq, y0=y0q)
         run()  # warm-up (compilation)
         out[f"{name}_s_n1e4"] = _timed(run)
     out["indirect_over_direct_n1e4"] = out["indirect_s_n1e4"] / out["direct_s_n1e4"]
@@ -54,10 +55,10 @@ def bench(n_small: int = 10_000, n_large: int = 100_000) -> dict[str, float]:
     y0q_big = rng.normal(size=10_000)
     for name, make in (("direct", lambda: cqc.DirectCQC(nuisance=nuisance)),
                        ("indirect", lambda: cqc.IndirectCQC(nuisance))):
-        est = make().fit(sim.x, sim.a, sim.y, key=jax.random.key(3), nuisances=nv)
-        est.predict(y0q_big, xq_big)  # warm-up
-        out[f"{name}_predict_s_1e4_queries"] = _timed(lambda est=est: est.predict(y0q_big,
-                                                                                  xq_big))
+        est = make().fit(X, y, a=a, key=jax.random.key(3), nuisances=nv)
+        est.predict(xq_big, y0=y0q_big)  # warm-up
+        out[f"{name}_predict_s_1e4_queries"] = _timed(
+            lambda est=est: est.predict(xq_big, y0=y0q_big))
     out["indirect_over_direct_predict_1e4_queries"] = (
         out["indirect_predict_s_1e4_queries"] / out["direct_predict_s_1e4_queries"])
     big = cqc.simulate(4, n_large, jax.random.key(4), gamma=2.0)
@@ -67,8 +68,9 @@ def bench(n_small: int = 10_000, n_large: int = 100_000) -> dict[str, float]:
                            grid=cqc.make_grid(big.y), key=jax.random.key(5))
     jax.block_until_ready(nv_big.f1)
     out["nuisance_s_n1e5_first_call"] = time.perf_counter() - t0
+    bx, by, ba = (np.asarray(v, np.float64) for v in (big.x, big.y, big.a))
     direct = lambda: cqc.DirectCQC(nuisance=big_nuisance).fit(  # noqa: E731
-        big.x, big.a, big.y, key=jax.random.key(6), nuisances=nv_big).fitted_["state"]
+        bx, by, a=ba, key=jax.random.key(6), nuisances=nv_big).state_
     out["direct_s_n1e5_first_call"] = _timed(direct)
     out["direct_s_n1e5"] = _timed(direct)
     return out

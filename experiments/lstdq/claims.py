@@ -36,11 +36,15 @@ def _coverage(tier: str, workdir: Path) -> ClaimResult:
     return ClaimResult(
         numbers={k: r[k] for k in ("num_settings", "n", "reps", "spearman_C_fd",
                                    "spearman_inv_sigma_min", "spearman_rel_cond",
-                                   "non_finite_estimates")},
+                                   "singular_estimates", "singular_fraction",
+                                   "settings_without_estimate")},
         held=r["held"],
         summary=(f"Over {r['num_settings']} random-MDP and chain settings, the sqrt(n)-scaled "
                  f"median LSTDQ error has Spearman correlation {r['spearman_C_fd']:.3f} with "
-                 f"C^pi_phi vs {r['spearman_inv_sigma_min']:.3f} with 1/sigma_min(A)."),
+                 f"C^pi_phi vs {r['spearman_inv_sigma_min']:.3f} with 1/sigma_min(A). "
+                 f"{r['singular_estimates']} of {r['num_settings'] * r['reps']} estimates "
+                 f"({r['singular_fraction']:.2%}) had a singular A_hat (solve's ok flag) and "
+                 "were left out."),
         plots=["coverage.png"],
     )
 
@@ -49,7 +53,7 @@ def _rate(tier: str, workdir: Path) -> ClaimResult:
     r = _run("rate", tier, workdir)
     return ClaimResult(
         numbers={k: r[k] for k in ("n_min", "n_max", "num_n", "reps", "slope_median_abs_err",
-                                   "slope_rmse", "C_fd")},
+                                   "slope_rmse", "C_fd", "singular_estimates")},
         held=r["held"],
         summary=(f"Median |J_hat - J| over n={r['n_min']}..{r['n_max']}: fitted log-log slope "
                  f"{r['slope_median_abs_err']:.3f} (criterion [-0.6, -0.4]; RMSE slope "

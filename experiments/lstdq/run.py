@@ -44,11 +44,13 @@ def validate(config) -> None:
 
 @functools.cache
 def _errors_fn(chunk: int):
-    """jitted ``(keys, tables, x0, j_true, num_chunks) -> J_hat - J`` per repetition.
+    """jitted ``(keys, tables, x0, j_true, num_chunks) -> (J_hat - J, ok)`` per repetition.
 
     Each repetition streams ``num_chunks`` chunks of ``chunk`` rows through
     ``update_stats`` (bounded memory; the chunk count is dynamic, so one compilation serves
-    every ``n`` that is a multiple of ``chunk``).
+    every ``n`` that is a multiple of ``chunk``). ``ok`` is the solve's traced-safe status:
+    ``False`` where ``A_hat`` was numerically singular (``J_hat`` is then NaN, never a
+    number), so callers count and report those repetitions.
     """
 
     def one(key, tables, x0, num_chunks):
@@ -57,22 +59,25 @@ def _errors_fn(chunk: int):
             return L.update_stats(st, *ds)
 
         st = jax.lax.fori_loop(0, num_chunks, body, L.init_stats(tables.phi.shape[1]))
-        return L.value(L.solve(st), x0)
+        theta, info = L.solve(st, on_singular="nan", return_info=True)
+        return L.value(theta, x0), info.ok
 
     @jax.jit
     def errors(keys, tables, x0, j_true, num_chunks):
-        return jax.vmap(lambda k: one(k, tables, x0, num_chunks))(keys) - j_true
+        j, ok = jax.vmap(lambda k: one(k, tables, x0, num_chunks))(keys)
+        return j - j_true, ok
 
     return errors
 
 
-def _errors(key, tables, x0, j_true, n: int, reps: int, chunk: int = 100) -> np.ndarray:
+def _errors(key, tables, x0, j_true, n: int, reps: int, chunk: int = 100):
+    """``(J_hat - J, ok)`` over ``reps`` repetitions (``ok``: the solve was nonsingular)."""
     if n % chunk:
         raise ValueError(f"lstdq experiments: n={n} must be a multiple of the chunk {chunk}")
     fn = _errors_fn(chunk)  # one compilation per (chunk, table shapes) in this process
-    out = fn(jax.random.split(key, reps), tables, jnp.asarray(x0, jnp.float32),
-             jnp.asarray(j_true, jnp.float32), jnp.asarray(n // chunk, jnp.int32))
-    return np.asarray(out, np.float64)
+    err, ok = fn(jax.random.split(key, reps), tables, jnp.asarray(x0, jnp.float32),
+                 jnp.asarray(j_true, jnp.float32), jnp.asarray(n // chunk, jnp.int32))
+    return np.asarray(err, np.float64), np.asarray(ok, bool)
 
 
 def _done_steps(wd: Workdir) -> dict[int, dict]:
@@ -122,35 +127,32 @@ def run_coverage(config, workdir) -> dict[str, Any]:
         tables = L.sampler_tables(mdp, pi, mu, phi, cfg.gamma)
         x0 = L.init_features(mdp, pi, phi)
         j = L.policy_value(mdp, pi, cfg.gamma)
-        err = _errors(jax.random.key(1000 + i), tables, x0, j, cfg.n, cfg.reps)
-        ok = np.isfinite(err)
+        err, ok = _errors(jax.random.key(1000 + i), tables, x0, j, cfg.n, cfg.reps)
         row = {
             "step": i, "family": family, "level": level, "J": j,
             "C_fd": pop.feature_dynamics, "inv_sigma_min": pop.inverse_sigma_min,
             "C_bc": pop.bellman_complete, "rel_cond": pop.relative_condition,
             "chi2_plus_1": pop.chi2,
-            "median_err_sqrt_n": float(np.median(np.abs(err[ok])) * np.sqrt(cfg.n)),
-            "rmse_sqrt_n": float(np.sqrt(np.mean(err[ok] ** 2)) * np.sqrt(cfg.n)),
-            "non_finite": int((~ok).sum()),
+            **_summary(err, ok, np.sqrt(cfg.n), "median_err_sqrt_n", "rmse_sqrt_n"),
+            "singular": int((~ok).sum()),
         }
         wd.log_metrics(i, **{k: v for k, v in row.items() if k != "step"})
         rows.append(row)
         progress.update(i + 1)
-    err = np.array([r["median_err_sqrt_n"] for r in rows])
+    err = np.array([np.nan if r["median_err_sqrt_n"] is None else r["median_err_sqrt_n"]
+                    for r in rows])
     c = np.array([r["C_fd"] for r in rows])
     s = np.array([r["inv_sigma_min"] for r in rows])
     rel = np.array([r["rel_cond"] for r in rows])
-    rho_c = float(scipy.stats.spearmanr(c, err).statistic)
-    rho_s = float(scipy.stats.spearmanr(s, err).statistic)
-    rho_rel = float(scipy.stats.spearmanr(rel, err).statistic)
-    rho_sqrt_bound = float(scipy.stats.spearmanr(np.sqrt(c), err).statistic)
+    verdict = judge_coverage(c, s, rel, err)
+    rho_c, rho_s = verdict["spearman_C_fd"], verdict["spearman_inv_sigma_min"]
+    rho_rel = verdict["spearman_rel_cond"]
     results = {
-        "num_settings": len(rows), "n": cfg.n, "reps": cfg.reps,
-        "spearman_C_fd": rho_c, "spearman_inv_sigma_min": rho_s,
-        "spearman_rel_cond": rho_rel, "spearman_sqrt_C_fd": rho_sqrt_bound,
-        "held": bool(rho_c > rho_s),
-        "non_finite_estimates": int(sum(r["non_finite"] for r in rows)),
+        "num_settings": len(rows), "n": cfg.n, "reps": cfg.reps, **verdict,
+        "singular_estimates": int(sum(r.get("singular", r.get("non_finite", 0))
+                                      for r in rows)),
     }
+    results["singular_fraction"] = results["singular_estimates"] / (len(rows) * cfg.reps)
     _coverage_plot(wd, rows)
     wd.write_results(results)
     wd.write_report(_report(
@@ -158,8 +160,39 @@ def run_coverage(config, workdir) -> dict[str, Any]:
         f"Over {len(rows)} settings (random MDPs and chains, behaviour mismatch varied; "
         f"n={cfg.n}, {cfg.reps} repetitions each), Spearman correlation of "
         f"median|J_hat-J|*sqrt(n) with C^pi_phi is {rho_c:.3f} and with 1/sigma_min(A) "
-        f"{rho_s:.3f} (relative condition number: {rho_rel:.3f}).", results, ["coverage.png"]))
+        f"{rho_s:.3f} (relative condition number: {rho_rel:.3f}). "
+        f"**{results['singular_estimates']} of {len(rows) * cfg.reps} estimates "
+        f"({results['singular_fraction']:.2%}) had a numerically singular A_hat (the solve's "
+        "ok flag) and are left out of the medians; "
+        f"{results['settings_without_estimate']} settings had no nonsingular estimate at all "
+        "and are left out of the correlations.**", results, ["coverage.png"]))
     return results
+
+
+def _summary(err, ok, scale: float, median_key: str, rmse_key: str) -> dict[str, Any]:
+    """Median |error| and RMSE (times ``scale``) over the nonsingular repetitions; ``None``
+    (JSON null, never NaN) where every repetition was singular."""
+    if not ok.any():
+        return {median_key: None, rmse_key: None}
+    return {median_key: float(np.median(np.abs(err[ok])) * scale),
+            rmse_key: float(np.sqrt(np.mean(err[ok] ** 2)) * scale)}
+
+
+def judge_coverage(c_fd, inv_sigma_min, rel_cond, err) -> dict[str, Any]:
+    """Criterion fixed before running: over the settings, the Spearman correlation of the
+    sqrt(n)-scaled median error with C^pi_phi exceeds its correlation with 1/sigma_min(A).
+
+    Settings whose error is NaN (no nonsingular repetition) are left out and counted."""
+    err = np.asarray(err, np.float64)
+    keep = np.isfinite(err)
+    c_fd, inv_sigma_min, rel_cond, err = (np.asarray(v, np.float64)[keep] for v in
+                                          (c_fd, inv_sigma_min, rel_cond, err))
+    rho_c = float(scipy.stats.spearmanr(c_fd, err).statistic)
+    rho_s = float(scipy.stats.spearmanr(inv_sigma_min, err).statistic)
+    return {"spearman_C_fd": rho_c, "spearman_inv_sigma_min": rho_s,
+            "spearman_rel_cond": float(scipy.stats.spearmanr(rel_cond, err).statistic),
+            "settings_without_estimate": int((~keep).sum()),
+            "held": bool(rho_c > rho_s)}
 
 
 def _coverage_plot(wd: Workdir, rows) -> None:
@@ -174,6 +207,8 @@ def _coverage_plot(wd: Workdir, rows) -> None:
         for fam, marker in (("random", "o"), ("chain", "s")):
             xs = [r[key] for r in rows if r["family"] == fam]
             ys = [r["median_err_sqrt_n"] for r in rows if r["family"] == fam]
+            xs = [x for x, y in zip(xs, ys, strict=True) if y is not None]
+            ys = [y for y in ys if y is not None]
             ax.scatter(xs, ys, marker=marker, label=fam, alpha=0.8)
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -210,19 +245,18 @@ def run_rate(config, workdir) -> dict[str, Any]:
             med.append(done[i]["median_abs_err"])
             rmse.append(done[i]["rmse"])
             continue
-        err = _errors(jax.random.key(2000 + i), tables, x0, j, int(n), cfg.reps)
-        err = err[np.isfinite(err)]
-        med.append(float(np.median(np.abs(err))))
-        rmse.append(float(np.sqrt(np.mean(err**2))))
-        wd.log_metrics(i, n=int(n), median_abs_err=med[-1], rmse=rmse[-1],
-                       finite=int(err.size))
+        err, ok = _errors(jax.random.key(2000 + i), tables, x0, j, int(n), cfg.reps)
+        summ = _summary(err, ok, 1.0, "median_abs_err", "rmse")
+        med.append(summ["median_abs_err"])
+        rmse.append(summ["rmse"])
+        wd.log_metrics(i, n=int(n), **summ, finite=int(ok.sum()), singular=int((~ok).sum()))
         progress.update(i + 1)
-    slope = float(np.polyfit(np.log(ns), np.log(med), 1)[0])
-    slope_rmse = float(np.polyfit(np.log(ns), np.log(rmse), 1)[0])
+    verdict = judge_rate(ns, med, rmse)
+    slope, slope_rmse = verdict["slope_median_abs_err"], verdict["slope_rmse"]
+    singular = int(sum(m.get("singular", 0) for m in wd.read_metrics()))
     results = {
         "n_min": int(ns[0]), "n_max": int(ns[-1]), "num_n": len(ns), "reps": cfg.reps,
-        "slope_median_abs_err": slope, "slope_rmse": slope_rmse, "C_fd": pop.feature_dynamics,
-        "held": bool(-0.6 <= slope <= -0.4),
+        **verdict, "C_fd": pop.feature_dynamics, "singular_estimates": singular,
     }
     import matplotlib
 
@@ -230,9 +264,11 @@ def run_rate(config, workdir) -> dict[str, Any]:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 4))
-    ax.loglog(ns, med, "o-", label=f"median |err| (slope {slope:.3f})")
-    ax.loglog(ns, rmse, "s--", label=f"RMSE (slope {slope_rmse:.3f})")
-    ax.loglog(ns, med[0] * np.sqrt(ns[0] / ns), "k:", label=r"$\propto n^{-1/2}$")
+    med_p, rmse_p = (np.array([np.nan if v is None else v for v in x]) for x in (med, rmse))
+    ax.loglog(ns, med_p, "o-", label=f"median |err| (slope {slope:.3f})")
+    ax.loglog(ns, rmse_p, "s--", label=f"RMSE (slope {slope_rmse:.3f})")
+    first = int(np.argmax(np.isfinite(med_p)))
+    ax.loglog(ns, med_p[first] * np.sqrt(ns[first] / ns), "k:", label=r"$\propto n^{-1/2}$")
     ax.set_xlabel("n")
     ax.set_ylabel(r"$|\hat J - J|$")
     ax.legend()
@@ -244,6 +280,23 @@ def run_rate(config, workdir) -> dict[str, Any]:
         f"log-log slope of the median error {slope:.3f} (RMSE: {slope_rmse:.3f}).",
         results, ["rate.png"]))
     return results
+
+
+def judge_rate(ns, median_abs_err, rmse) -> dict[str, Any]:
+    """Criterion fixed before running: the least-squares slope of log median |J_hat - J|
+    against log n lies in [-0.6, -0.4] (the 1/sqrt(n) rate). Sizes with no nonsingular
+    repetition (``None``) are left out of the fit."""
+    keep = [i for i, m in enumerate(median_abs_err) if m is not None]
+    ns = np.asarray(ns, np.float64)[keep]
+    median_abs_err = np.asarray(median_abs_err, dtype=object)[keep].astype(np.float64)
+    rmse = np.asarray(rmse, dtype=object)[keep].astype(np.float64)
+    if len(keep) < 2:
+        raise ValueError(f"judge_rate: need >= 2 sizes with a nonsingular estimate, got "
+                         f"{len(keep)}")
+    slope = float(np.polyfit(np.log(ns), np.log(median_abs_err), 1)[0])
+    slope_rmse = float(np.polyfit(np.log(ns), np.log(rmse), 1)[0])
+    return {"slope_median_abs_err": slope, "slope_rmse": slope_rmse,
+            "held": bool(-0.6 <= slope <= -0.4)}
 
 
 # -- 3. unification ------------------------------------------------------------------------
@@ -285,7 +338,7 @@ def run_unification(config, workdir) -> dict[str, Any]:
         "max_rel_diff_tabular": float(max(tab)),
         "max_rel_diff_bellman_complete": float(max(bc)),
         "median_rel_gap_not_complete": float(np.median(gap)),
-        "held": bool(max(tab) <= 1e-6 and max(bc) <= 1e-6),
+        "held": judge_unification(tab, bc),
     }
     wd.write_results(results)
     wd.write_report(_report(
@@ -295,6 +348,18 @@ def run_unification(config, workdir) -> dict[str, Any]:
         f"{max(bc):.2e}. Without completeness the two differ (median relative gap "
         f"{np.median(gap):.2f}).", results, []))
     return results
+
+
+def judge_unification(tabular_rel_diffs, bc_rel_diffs) -> bool:
+    """Criterion fixed before running: both identities hold to a relative 1e-6 on every
+    MDP (tabular ``C = 1 + chi^2``; Bellman complete ``C = ||E_dpi phi||^2_Sigma^-1``)."""
+    return bool(max(tabular_rel_diffs) <= 1e-6 and max(bc_rel_diffs) <= 1e-6)
+
+
+def judge_cartpole(rel_gap: float, lstdq_seconds: float, fqe_seconds: float) -> bool:
+    """Criterion fixed before running: LSTDQ and FQE agree within 1% of J and LSTDQ's
+    median wall time is below FQE's."""
+    return bool(rel_gap <= 0.01 and lstdq_seconds < fqe_seconds)
 
 
 # -- 4. CartPole: LSTDQ vs FQE ---------------------------------------------------------------
@@ -342,7 +407,7 @@ def run_cartpole(config, workdir) -> dict[str, Any]:
         "lstdq_fqe_rel_gap": abs(j_l - j_f) / abs(truth),
         "collect_seconds": t_collect, "mc_seconds": t_mc, "episodes_logged": data.episodes,
     }
-    results["held"] = bool(results["lstdq_fqe_rel_gap"] <= 0.01 and t_l < t_f)
+    results["held"] = judge_cartpole(results["lstdq_fqe_rel_gap"], t_l, t_f)
     wd.write_results(results)
     wd.write_report(_report(
         "LSTDQ vs FQE on CartPole-v1",

@@ -47,8 +47,20 @@ def test_first_crossing_matches_brute_force():
     for row in h:
         vals = np.interp(fine, grid, row)
         ok = np.nonzero(vals >= 0)[0]
-        ref.append(fine[ok[0]] if ok.size else grid[-1])
+        ref.append(fine[ok[0]] if ok.size else np.nan)
+    assert np.isnan(ref[2])  # grid - 5 < 0 everywhere: no crossing on the grid
     np.testing.assert_allclose(got, ref, atol=2e-4)
+
+
+def test_first_crossing_returns_nan_not_a_boundary_value():
+    grid = np.linspace(0.0, 8.0, 5).astype(np.float32)
+    h = np.array([[-1.0, -0.5, -0.2, -0.1, -0.01],  # crossing above the grid
+                  [np.nan] * 5,  # undefined contrast (0/0)
+                  [-1.0, np.nan, 0.5, 1.0, 1.0],  # one NaN poisons the row
+                  [-1.0, -1.0, 1.0, 1.0, 1.0]], np.float32)
+    got = np.asarray(cqc.first_crossing(h, grid))
+    assert np.isnan(got[:3]).all()
+    assert got[3] == pytest.approx(3.0)  # h goes -1 -> 1 between t=2 and t=4
 
 
 def test_isotonic_bad_input():

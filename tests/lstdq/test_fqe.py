@@ -25,20 +25,23 @@ def test_fqe_reaches_lstdq_fixed_point_when_stable(realizable_problem, x64):
 
 
 def _two_state(mu0=0.9):
-    """Tsitsiklis & Van Roy: s0 -> s1 -> s1, reward 0, phi(s0)=1, phi(s1)=2."""
+    """Tsitsiklis & Van Roy: s0 -> s1 -> s1, phi(s0)=1, phi(s1)=2. Rewards r(s0) = -4,
+    r(s1) = 1 make Q^pi = (5, 10) = 5 phi at gamma = 0.9 (realizable, and not 0: with zero
+    rewards theta = 0 whatever A_hat is)."""
     p = np.zeros((2, 1, 2))
     p[:, 0, 1] = 1.0
-    mdp = L.FiniteMDP(p, np.zeros((2, 1)), np.array([1.0, 0.0]))
+    mdp = L.FiniteMDP(p, np.array([[-4.0], [1.0]]), np.array([1.0, 0.0]))
     phi = np.array([[[1.0]], [[2.0]]])
     return mdp, phi, np.ones((2, 1)), np.array([[mu0], [1 - mu0]])
 
 
 def test_fqe_diverges_where_lstdq_is_exact():
     mdp, phi, pi, mu = _two_state()
-    # population FQE map: theta <- gamma (mu0*2 + mu1*4) / (mu0 + 4 mu1) theta = 1.52 theta
+    # population FQE map: theta <- c + gamma (mu0*2 + mu1*4) / (mu0 + 4 mu1) theta
+    # = c + 1.52 theta: unstable, while LSTDQ solves the fixed point exactly
     ds = L.sample_dataset(jax.random.key(0), mdp, pi, mu, phi, 0.9, 1000)
     theta = L.lstdq(*ds)
-    assert abs(float(theta[0])) < 1e-6  # Q^pi = 0
+    assert abs(float(theta[0]) - 5.0) < 1e-4  # Q^pi = 5 phi (transitions are deterministic)
     with pytest.raises(ValueError, match="fqe: the iteration diverged"):
         L.fqe(*ds, theta0=np.ones(1), num_iterations=2000)
 

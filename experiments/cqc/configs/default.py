@@ -1,15 +1,17 @@
 """Config of the CQC experiments (Givens et al., ICLR 2026, arXiv:2601.19666).
 
     python -m experiments.cqc.main --config=experiments/cqc/configs/default.py:quick \
-        --workdir=/tmp/cqc_run --config.experiment=complexity
+        --workdir=/tmp/cqc_run --config.experiment=nuisance_complexity
 
-``experiment`` is one of ``complexity`` (claim 1: error vs nuisance complexity gamma on
-scenario 4), ``robustness`` (claim 2: double robustness under misspecification),
-``employment`` (claim 3: NSW jtrain2, g(y0 | age) - y0 with bootstrap bands) or ``all``.
-Tiers: ``quick`` (minutes on 2 CPU cores, smoke scale), ``standard`` (where each claim is
-judged, <= 20 minutes on 2 CPU cores), ``full`` (the paper's scale: gamma 0..10, 50 reps).
-``RULES`` check every value before a run writes anything; a restart in the same workdir
-(which skips the cells already logged) may change only ``RESUME_ALLOW``.
+``experiment`` is one of ``nuisance_complexity`` (claim 1a: nuisance complexity gamma at
+fixed overlap, scenario 4, Direct and Indirect with estimated and exact nuisances),
+``cqc_complexity`` (claim 1b: the CQC's own degree, scenario 5, at fixed nuisances),
+``robustness`` (claim 2: double robustness under misspecification), ``employment`` (claim 3:
+NSW jtrain2, g(y0 | age) - y0 with bootstrap bands) or ``all``. Tiers: ``quick`` (minutes on
+2 CPU cores, smoke scale), ``standard`` (where each claim is judged, within an hour on 2 idle
+CPU cores), ``full`` (more gammas, sizes and repetitions). ``RULES`` and ``validate`` check
+every value before a run writes anything; a restart in the same workdir (which skips the
+cells already logged) may change only ``RESUME_ALLOW``.
 """
 
 from experiments.config import (
@@ -23,18 +25,22 @@ from experiments.config import (
     tuple_of,
 )
 
-EXPERIMENTS = ("complexity", "robustness", "employment")
+EXPERIMENTS = ("nuisance_complexity", "cqc_complexity", "robustness", "employment")
 
 RULES = {
     "experiment": one_of("all", *EXPERIMENTS),
     "direct.steps": positive,
     "direct.learning_rate": positive,
-    "direct.grid_size": positive,
+    "direct.grid_size": at_least(2),
     "direct.n_levels": positive,
-    "complexity.scenario": one_of(1, 2, 3, 4),
-    "complexity.gammas": tuple_of(non_negative),
-    "complexity.ns": tuple_of(at_least(100)),
-    "complexity.reps": positive,
+    "nuisance_complexity.scenario": one_of(1, 2, 3, 4),
+    "nuisance_complexity.gammas": tuple_of(at_least(1.0), min_len=2),
+    "nuisance_complexity.ns": tuple_of(at_least(100)),
+    "nuisance_complexity.reps": at_least(2),
+    "cqc_complexity.gamma": non_negative,
+    "cqc_complexity.degrees": tuple_of(at_least(1), min_len=2),
+    "cqc_complexity.ns": tuple_of(at_least(100)),
+    "cqc_complexity.reps": at_least(2),
     "robustness.scenario": one_of(1, 2, 3, 4),
     "robustness.gamma": non_negative,
     "robustness.ns": tuple_of(at_least(100)),
@@ -56,6 +62,10 @@ def validate(config) -> None:
     if config.employment.age_max <= config.employment.age_min:
         raise ConfigError("config.employment.age_max must be > config.employment.age_min, got "
                           f"{config.employment.age_max} <= {config.employment.age_min}")
+    gammas = config.nuisance_complexity.gammas
+    if any(float(g) != int(g) for g in gammas):
+        raise ConfigError("config.nuisance_complexity.gammas must be integers (only integer "
+                          f"gamma >= 1 share one overlap), got {tuple(gammas)}")
 
 
 def get_config(variant=None):
@@ -63,11 +73,17 @@ def get_config(variant=None):
         "experiment": "all",
         "seed": 0,
         "direct": {"steps": 400, "learning_rate": 0.05, "grid_size": 128, "n_levels": 9},
-        "complexity": {
+        "nuisance_complexity": {
             "scenario": 4,
-            "gammas": (0.0, 2.0, 4.0, 6.0, 8.0, 10.0),
-            "ns": (500, 1000, 2000, 5000),
-            "reps": 10,
+            "gammas": (1.0, 2.0, 4.0, 8.0),
+            "ns": (500, 1000, 2000, 4000),
+            "reps": 12,
+        },
+        "cqc_complexity": {
+            "gamma": 2.0,
+            "degrees": (1, 2, 3, 4, 6),
+            "ns": (2000,),
+            "reps": 12,
         },
         "robustness": {
             "scenario": 4,
@@ -90,9 +106,12 @@ def get_config(variant=None):
     tiers = {
         "quick": {
             "direct.steps": 200,
-            "complexity.gammas": (0.0, 8.0),
-            "complexity.ns": (1000,),
-            "complexity.reps": 2,
+            "nuisance_complexity.gammas": (1.0, 8.0),
+            "nuisance_complexity.ns": (1000,),
+            "nuisance_complexity.reps": 2,
+            "cqc_complexity.degrees": (1, 4),
+            "cqc_complexity.ns": (1000,),
+            "cqc_complexity.reps": 2,
             "robustness.ns": (1000, 4000),
             "robustness.reps": 1,
             "employment.n_boot": 10,
@@ -100,8 +119,12 @@ def get_config(variant=None):
         },
         "standard": {},
         "full": {
-            "complexity.gammas": tuple(float(g) for g in range(11)),
-            "complexity.reps": 50,
+            "nuisance_complexity.gammas": tuple(float(g) for g in range(1, 11)),
+            "nuisance_complexity.ns": (500, 1000, 2000, 4000, 8000),
+            "nuisance_complexity.reps": 50,
+            "cqc_complexity.degrees": (1, 2, 3, 4, 5, 6, 8),
+            "cqc_complexity.ns": (1000, 4000, 16000),
+            "cqc_complexity.reps": 50,
             "robustness.ns": (1000, 4000, 16000, 64000),
             "robustness.reps": 50,
             "employment.n_boot": 500,
