@@ -8,11 +8,12 @@ At every predicted position ``t`` the pruned student ``p_S`` is trained from the
 E³-Pruner's *entropy-aware adaptive* distillation mixes a distillation term and the LM term
 per token. The paper does not publish its formula; ours is
 
-    α_t = H_t / (H_t + H̄),        H̄ = mean of H over the batch's real tokens (a constant),
+    α_t = H_t / (H_t + H̄ + ε),    H̄ = mean of H over the batch's real tokens (a constant),
     ℓ_t = α_t · τ² KL(p_T^τ ‖ p_S^τ)_t + (1 − α_t) · (−log p_S(y_t | x_<t)),
     L   = Σ_t m_t ℓ_t / Σ_t m_t,
 
-with ``p^τ`` the softmax at temperature ``τ`` (default 1) and ``m`` the padding mask.
+with ``p^τ`` the softmax at temperature ``τ`` (default 1), ``m`` the padding mask and
+``ε = 10⁻⁶`` nats (so that a batch of one-hot teachers gets ``α = 0``, not ``0/0``).
 
 Why this form. Where the teacher is confident (``H_t → 0``) its distribution is nearly the
 one-hot of its own argmax: it carries no information beyond a label, and a label that can be
@@ -43,6 +44,7 @@ import jax.numpy as jnp
 __all__ = ["KINDS", "distillation_loss", "entropy_weights", "token_entropy"]
 
 KINDS = ("lm", "kd", "mix", "ekd")
+ENTROPY_EPS = 1e-6  # nats
 
 
 def _check_logits(who: str, name: str, logits) -> jax.Array:
@@ -77,10 +79,10 @@ def token_entropy(logits: jax.Array, temperature: float = 1.0) -> jax.Array:
 
 
 def entropy_weights(teacher_logits: jax.Array, mask: jax.Array | None = None) -> jax.Array:
-    """Per-token distillation weights ``α_t = H_t / (H_t + H̄)`` from the teacher's entropy.
+    """Per-token distillation weights ``α_t = H_t / (H_t + H̄ + ε)`` from the teacher's entropy.
 
-    ``H̄`` is the mean entropy over the positions where ``mask`` is on (all by default). When
-    every teacher distribution is one-hot (``H̄ = 0``) all weights are 0.
+    ``H̄`` is the mean entropy over the positions where ``mask`` is on (all by default) and
+    ``ε = 10⁻⁶`` nats, so when every teacher distribution is one-hot all weights are 0.
 
     Args:
       teacher_logits: float ``[..., V]``.
@@ -93,7 +95,7 @@ def entropy_weights(teacher_logits: jax.Array, mask: jax.Array | None = None) ->
     h = jax.lax.stop_gradient(token_entropy(teacher_logits))
     m = _check_mask("entropy_weights", mask, h.shape)
     h_bar = jnp.sum(h * m) / jnp.maximum(jnp.sum(m), 1.0)
-    alpha = jnp.where(h > 0, h / jnp.maximum(h + h_bar, 1e-30), 0.0)
+    alpha = h / (h + h_bar + ENTROPY_EPS)
     return alpha * (m > 0)
 
 

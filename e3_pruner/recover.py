@@ -83,7 +83,8 @@ def recover(student: Llama, teacher: Llama, train_tokens, *, kind: str, steps: i
 
     Returns:
       ``(trained student, history)`` with ``history = {"loss": [...], "ce": [...],
-      "kl": [...], "alpha": [...]}``.
+      "kl": [...], "alpha": [...]}`` per step (``"kl"`` stays empty for ``"lm"``, which
+      never computes the teacher).
 
     Raises:
       ValueError: on an unknown kind, non-positive budget, a stream shorter than one window,
@@ -135,7 +136,7 @@ def recover(student: Llama, teacher: Llama, train_tokens, *, kind: str, steps: i
         if not math.isfinite(loss):
             raise ValueError(f"{who}: loss is {loss} at step {i + 1} (kind={kind!r})")
         history["loss"].append(loss)
-        for name in ("ce", "kl", "alpha"):
+        for name in ("ce", "kl", "alpha") if kind != "lm" else ("ce", "alpha"):
             history[name].append(float(aux[name]))
         if callback is not None:
             callback(i + 1, loss, {k: float(v) for k, v in aux.items()})
