@@ -41,20 +41,20 @@ def make_recovery_loss(kind: str, *, alpha: float = 0.5, temperature: float = 1.
     return loss_fn
 
 
-def _make_step(graphdef, optimizer, loss_fn):
-    # Stand-in for the llm_tools engine's make_train_step(graphdef, optimizer, loss_fn).
-    @jax.jit
-    def step(state, batch):
-        def f(params):
-            return loss_fn(nnx.merge(graphdef, params, state.rest), batch)
+@functools.partial(jax.jit, static_argnames=("graphdef", "optimizer", "kind", "alpha",
+                                             "temperature"))
+def _step(state, batch, *, graphdef, optimizer, kind, alpha, temperature):
+    # Stand-in for the llm_tools engine's make_train_step(graphdef, optimizer, loss_fn); the
+    # static arguments let recoveries of equal shape, loss and optimizer share one compile.
+    loss_fn = make_recovery_loss(kind, alpha=alpha, temperature=temperature)
 
-        (loss, aux), grads = jax.value_and_grad(f, has_aux=True)(state.params)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        return state._replace(params=params, opt_state=opt_state, step=state.step + 1), \
-            (loss, aux)
+    def f(params):
+        return loss_fn(nnx.merge(graphdef, params, state.rest), batch)
 
-    return step
+    (loss, aux), grads = jax.value_and_grad(f, has_aux=True)(state.params)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    return state._replace(params=params, opt_state=opt_state, step=state.step + 1), (loss, aux)
 
 
 @functools.partial(jax.jit, static_argnames="graphdef")
@@ -77,7 +77,8 @@ def recover(student: Llama, teacher: Llama, train_tokens, *, kind: str, steps: i
       kind: ``"lm"``, ``"kd"``, ``"mix"`` or ``"ekd"`` (see :mod:`e3_pruner.distill`).
       steps, batch_size, seq_len: the token budget ``steps · batch_size · seq_len``.
       key: typed PRNG key for the windows (same key ⇒ same batches for every kind).
-      optimizer: default ``adamw(cosine(learning_rate), weight_decay=0)``.
+      optimizer: default ``adamw(cosine(learning_rate, steps), weight_decay=0)``; pass the
+        same optimizer object to several recoveries to compile their step once.
       alpha, temperature: see :func:`~e3_pruner.distill.distillation_loss`.
       callback: optional ``callback(step, loss, aux)`` after each step.
 
@@ -99,6 +100,11 @@ def recover(student: Llama, teacher: Llama, train_tokens, *, kind: str, steps: i
     for name, value in (("steps", steps), ("batch_size", batch_size), ("seq_len", seq_len)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
             raise ValueError(f"{who}: {name} must be a positive int, got {value!r}")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+        raise ValueError(f"{who}: alpha must be a float in [0, 1], got {alpha!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
+            or not 0 < temperature < float("inf"):
+        raise ValueError(f"{who}: temperature must be a finite float > 0, got {temperature!r}")
     if student.config.vocab_size != teacher.config.vocab_size:
         raise ValueError(f"{who}: student and teacher vocabularies differ "
                          f"({student.config.vocab_size} vs {teacher.config.vocab_size})")
@@ -117,8 +123,8 @@ def recover(student: Llama, teacher: Llama, train_tokens, *, kind: str, steps: i
         optimizer = optax.adamw(optax.cosine_decay_schedule(learning_rate, steps),
                                 weight_decay=0.0)
     graphdef, state = init_train_state(nnx.clone(student), optimizer)
-    step = _make_step(graphdef, optimizer, make_recovery_loss(kind, alpha=alpha,
-                                                               temperature=temperature))
+    step = functools.partial(_step, graphdef=graphdef, optimizer=optimizer, kind=kind,
+                             alpha=float(alpha), temperature=float(temperature))
     t_graph, t_state = nnx.split(teacher)
     vocab = student.config.vocab_size
     history = {"loss": [], "ce": [], "kl": [], "alpha": []}

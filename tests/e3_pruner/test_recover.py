@@ -31,16 +31,13 @@ def _kl_to_teacher(student, teacher, tokens):
 def test_kinds_share_batches_and_learn(setup):
     teacher, student, stream = setup
     out = {}
-    for kind in ("lm", "kd", "ekd"):
+    for kind in ("lm", "kd"):
         out[kind] = recover(student, teacher, stream, kind=kind, steps=8, batch_size=4,
                             seq_len=24, key=jax.random.key(1), learning_rate=5e-3)
-    # step 1: same student, same batch => same cross-entropy (and KL) whatever the loss
-    for kind in ("kd", "ekd"):
-        np.testing.assert_allclose(out[kind][1]["ce"][0], out["lm"][1]["ce"][0], rtol=1e-5)
-    np.testing.assert_allclose(out["ekd"][1]["kl"][0], out["kd"][1]["kl"][0], rtol=1e-5)
+    # step 1: same student, same batch => same cross-entropy whatever the loss
+    np.testing.assert_allclose(out["kd"][1]["ce"][0], out["lm"][1]["ce"][0], rtol=1e-5)
     assert out["lm"][1]["kl"] == [] and len(out["kd"][1]["kl"]) == 8
     assert out["lm"][1]["alpha"] == [0.0] * 8 and out["kd"][1]["alpha"] == [1.0] * 8
-    assert all(0 < a < 1 for a in out["ekd"][1]["alpha"])
     valid = sample_windows(jax.random.key(9), jnp.asarray(stream), 4, 25)
     before = calibration_nll(student, valid)
     # LM fine-tuning lowers the data NLL; KD lowers the KL to the teacher
@@ -59,6 +56,8 @@ def test_recovery_loss_is_a_function_of_model_and_batch(setup):
     assert float(loss) == pytest.approx(float(aux["kl"]), rel=1e-6)
     loss, aux = make_recovery_loss("lm")(student, batch)
     assert float(loss) == pytest.approx(float(aux["ce"]), rel=1e-6)
+    loss, aux = make_recovery_loss("ekd")(student, batch)
+    assert 0 < float(aux["alpha"]) < 1 and np.isfinite(float(loss))
 
 
 def test_bad_inputs(setup):

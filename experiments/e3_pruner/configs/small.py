@@ -1,0 +1,64 @@
+"""Claim 1: prune 25% of a small byte-level Llama's layers by each method, recover, compare.
+
+    python -m experiments.e3_pruner.main --config=experiments/e3_pruner/configs/small.py:quick \
+        --workdir=/tmp/e3_small
+    python -m experiments.e3_pruner.main \
+        --config=experiments/e3_pruner/configs/small.py:standard --workdir=/tmp/e3_small_std
+
+Resumes from ``--workdir`` (dense training checkpoints; every finished selection, evaluation
+and recovery). Writes results.json, report.md, ppl_after.png, mask_search.png.
+"""
+
+from experiments.config import tiered
+
+
+def get_config(variant=None):
+    base = {
+        "experiment": "small",
+        "seeds": 1,
+        "max_corpus_bytes": 0,        # 0 = the whole standard library
+        "prune_fraction": 0.25,       # of the layers, rounded
+        "seq_len": 64,                # calibration, validation and recovery windows
+        "calibration_windows": 8,
+        "valid_windows": 16,
+        "eval_batch": 16,
+        "search_steps": 20,
+        "search_batch": 4,
+        "search_lr": 0.1,
+        "t_start": 1.0,
+        "t_end": 0.05,
+        "search_objective": "kd",
+        "random_draws": 1,
+        "exhaustive": True,           # calibration KL of every mask (a reference)
+        "dense": {
+            "steps": 150, "batch_size": 8, "seq_len": 64, "learning_rate": 3e-3,
+            "warmup_steps": 20,
+            "model": {"dim": 32, "n_layers": 8, "n_heads": 4, "n_kv_heads": 2,
+                      "max_seq_len": 128},
+        },
+        "recovery": {
+            "steps": 10, "batch_size": 4, "learning_rate": 1e-3,
+            "kinds": "lm,kd,ekd",     # applied to every selection
+            "e3_mix": True,           # and the fixed 50/50 mix on the E³ mask (ablation)
+            "mix_alpha": 0.5,
+        },
+    }
+    tiers = {
+        "quick": {"max_corpus_bytes": 2_000_000},
+        "standard": {
+            "seeds": 3, "seq_len": 128, "calibration_windows": 32, "valid_windows": 64,
+            "search_steps": 150, "search_batch": 8, "random_draws": 2,
+            "dense.steps": 600, "dense.batch_size": 16, "dense.seq_len": 128,
+            "dense.model.dim": 64, "dense.model.n_layers": 12, "dense.model.max_seq_len": 256,
+            "recovery.steps": 80, "recovery.batch_size": 8,
+        },
+        "full": {
+            "seeds": 5, "seq_len": 256, "calibration_windows": 128, "valid_windows": 256,
+            "search_steps": 400, "search_batch": 16, "random_draws": 5,
+            "dense.steps": 20000, "dense.batch_size": 64, "dense.seq_len": 256,
+            "dense.model.dim": 512, "dense.model.n_layers": 12, "dense.model.n_heads": 8,
+            "dense.model.n_kv_heads": 4, "dense.model.max_seq_len": 512,
+            "recovery.steps": 1000, "recovery.batch_size": 32,
+        },
+    }
+    return tiered(base, tiers, variant)
