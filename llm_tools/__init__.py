@@ -18,6 +18,14 @@ References:
 
 from llm_tools.client import OpenAISampler, ServerError, seed_from_key
 from llm_tools.data import Corpus, sample_windows, stdlib_corpus, stdlib_files
+from llm_tools.engine import (
+    DecodeWeights,
+    Engine,
+    GenerationOutput,
+    decode_weights,
+    generate_tokens,
+    plan_sources,
+)
 from llm_tools.fetch import fetch_smollm2, find_smollm2, smollm2_path
 from llm_tools.gguf_loader import Pretrained, load_gguf, load_smollm2
 from llm_tools.model import (
@@ -27,16 +35,17 @@ from llm_tools.model import (
     LlamaConfig,
     drop_layers,
     forward,
+    hidden_states,
     init_cache,
     shard_model,
 )
-from llm_tools.sampler import Completion, JaxSampler, Sampler, Score
+from llm_tools.sampler import Completion, JaxSampler, Sampler, Score, sample_key
 from llm_tools.sampling import (
-    GenerationOutput,
-    generate_tokens,
     sample_logits,
+    sample_step,
     top_k_mask,
     top_p_mask,
+    truncation_mask,
 )
 from llm_tools.tiny import tiny_config
 from llm_tools.tokenizer import BPETokenizer, ByteTokenizer, render_chat
@@ -55,6 +64,8 @@ __all__ = [
     "ByteTokenizer",
     "Completion",
     "Corpus",
+    "DecodeWeights",
+    "Engine",
     "GenerationOutput",
     "JaxSampler",
     "KVCache",
@@ -67,11 +78,13 @@ __all__ = [
     "Score",
     "ServerError",
     "TrainState",
+    "decode_weights",
     "drop_layers",
     "fetch_smollm2",
     "find_smollm2",
     "forward",
     "generate_tokens",
+    "hidden_states",
     "init_cache",
     "init_train_state",
     "load_gguf",
@@ -80,8 +93,11 @@ __all__ = [
     "make_eval_step",
     "make_train_step",
     "next_token_loss",
+    "plan_sources",
     "render_chat",
+    "sample_key",
     "sample_logits",
+    "sample_step",
     "sample_windows",
     "save_model",
     "seed_from_key",
@@ -92,4 +108,5 @@ __all__ = [
     "tiny_config",
     "top_k_mask",
     "top_p_mask",
+    "truncation_mask",
 ]

@@ -39,6 +39,7 @@ __all__ = [
     "LayerGate",
     "drop_layers",
     "forward",
+    "hidden_states",
     "init_cache",
     "shard_model",
 ]
@@ -65,6 +66,7 @@ class LlamaConfig:
       max_seq_len: context length; prompts plus new tokens may not exceed it.
       dtype: compute dtype, ``"float32"`` or ``"bfloat16"`` (softmax and norms stay fp32).
       param_dtype: parameter storage dtype, ``"float32"`` or ``"bfloat16"``.
+      remat: recompute each layer's activations in the backward pass (training memory).
     """
 
     vocab_size: int
@@ -80,6 +82,7 @@ class LlamaConfig:
     max_seq_len: int = 2048
     dtype: str = "float32"
     param_dtype: str = "float32"
+    remat: bool = False
 
     def __post_init__(self):
         for name in ("vocab_size", "dim", "n_layers", "n_heads", "n_kv_heads", "hidden_dim",
@@ -227,8 +230,9 @@ def init_cache(config: LlamaConfig, batch_size: int, length: int) -> KVCache:
 def forward(model: Llama, tokens: jax.Array, *, positions: jax.Array | None = None,
             attention_mask: jax.Array | None = None, cache: KVCache | None = None,
             cache_index: jax.Array | int | None = None, kv_mask: jax.Array | None = None,
-            gates: jax.Array | None = None, last_only: bool = False
-            ) -> tuple[jax.Array, KVCache | None, jax.Array]:
+            gates: jax.Array | None = None, last_only: bool = False, logits: bool = True,
+            return_kv: bool = False, remat: bool | None = None
+            ) -> tuple[jax.Array | None, KVCache | None, jax.Array]:
     """One forward pass: ``(logits [B,S,V] fp32, updated cache or None, hidden [B,S,d])``.
 
     Without a cache, attention is causal over the ``S`` given tokens, restricted to
@@ -238,7 +242,11 @@ def forward(model: Llama, tokens: jax.Array, *, positions: jax.Array | None = No
 
     Attention per head group: ``softmax(q kᵀ / sqrt(d_h) + mask) v``, with query head ``h``
     reading key/value head ``h // (H / H_kv)``. ``last_only=True`` computes the logits of the
-    last position only (``[B, 1, V]``; a prefill needs nothing else).
+    last position only (``[B, 1, V]``; a prefill needs nothing else); ``logits=False`` skips
+    the output projection (the first result is then None: hidden states only).
+    ``return_kv=True`` (without a cache) returns the keys and values of the ``S`` tokens as a
+    :class:`KVCache` of ``S`` slots (what a prefill needs). ``remat`` recomputes each layer's
+    activations in the backward pass instead of storing them (default ``config.remat``).
 
     Raises:
       ValueError: on wrong ranks/shapes or a missing ``cache_index``/``kv_mask`` with a cache.
@@ -279,17 +287,59 @@ def forward(model: Llama, tokens: jax.Array, *, positions: jax.Array | None = No
         if kv_mask.shape != (B, T):
             raise ValueError(f"forward: kv_mask must have shape {(B, T)}, got {kv_mask.shape}")
 
+    if return_kv and cache is not None:
+        raise ValueError("forward: return_kv=True is for a pass without a cache")
     if cache is not None:
         cache_index = jnp.asarray(cache_index, jnp.int32)
         kv_mask = jnp.asarray(kv_mask, bool)
+    remat = c.remat if remat is None else bool(remat)
     graphdef, state = nnx.split(model)
-    return _forward_jit(graphdef, state, tokens, positions, attention_mask, cache, cache_index,
-                        kv_mask, gates, last_only=bool(last_only))
+    logits_out, cache_out, h, _ = _forward_jit(
+        graphdef, state, tokens, positions, attention_mask, cache, cache_index, kv_mask, gates,
+        last_only=bool(last_only), logits=bool(logits), return_kv=bool(return_kv), remat=remat)
+    return logits_out, cache_out, h
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "last_only"))
+def hidden_states(model: Llama, tokens: jax.Array, *, attention_mask: jax.Array | None = None,
+                  gates: jax.Array | None = None) -> jax.Array:
+    """The residual stream entering every layer and leaving the last: ``[L+1, B, S, d]``.
+
+    ``hidden_states(...)[0]`` is the token embedding and ``[l]`` the output of layer ``l``
+    (before the final RMSNorm), for interpretability probes and layer-wise distillation.
+
+    Raises:
+      ValueError: as :func:`forward`.
+    """
+    if not isinstance(model, Llama):
+        raise TypeError(f"hidden_states: model must be a Llama, got {type(model).__name__}")
+    tokens = jnp.asarray(tokens)
+    if tokens.ndim != 2 or not jnp.issubdtype(tokens.dtype, jnp.integer):
+        raise ValueError(f"hidden_states: tokens must be an int array [batch, seq], got "
+                         f"{tokens.dtype}{tokens.shape}")
+    B, S = tokens.shape
+    c = model.config
+    if attention_mask is not None:
+        attention_mask = jnp.asarray(attention_mask, bool)
+        if attention_mask.shape != (B, S):
+            raise ValueError(f"hidden_states: attention_mask must have shape {(B, S)}, got "
+                             f"{attention_mask.shape}")
+        positions = jnp.maximum(jnp.cumsum(attention_mask, axis=1) - 1, 0)
+    else:
+        positions = jnp.broadcast_to(jnp.arange(S), (B, S))
+    gates = jnp.asarray(model.gates[...] if gates is None else gates, jnp.float32)
+    if gates.shape != (c.n_layers,):
+        raise ValueError(f"hidden_states: gates must have shape ({c.n_layers},), got "
+                         f"{gates.shape}")
+    graphdef, state = nnx.split(model)
+    return _forward_jit(graphdef, state, tokens, positions, attention_mask, None, None, None,
+                        gates, logits=False, all_hidden=True)[3]
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "last_only", "logits", "return_kv",
+                                             "all_hidden", "remat"))
 def _forward_jit(graphdef, state, tokens, positions, attention_mask, cache, index, kv_mask,
-                 gates, *, last_only=False):
+                 gates, *, last_only=False, logits=True, return_kv=False, all_hidden=False,
+                 remat=False):
     model = nnx.merge(graphdef, state)
     c = model.config
     B, S = tokens.shape
@@ -335,20 +385,27 @@ def _forward_jit(graphdef, state, tokens, positions, attention_mask, cache, inde
         h = h + (g * (attn @ p["wo"].astype(cd)).astype(jnp.float32)).astype(cd)
         x = _rms_norm(h, p["mlp_norm"], c.norm_eps)
         mlp = (jax.nn.silu(x @ p["w_gate"].astype(cd)) * (x @ p["w_up"].astype(cd)))
-        h = h + (g * (mlp @ p["w_down"].astype(cd)).astype(jnp.float32)).astype(cd)
-        return (h, ck, cv), None
+        h_out = h + (g * (mlp @ p["w_down"].astype(cd)).astype(jnp.float32)).astype(cd)
+        ys = ((k, v) if return_kv else None, h_out if all_hidden else None)
+        return (h_out, ck, cv), ys
 
+    if remat:
+        layer = jax.checkpoint(layer)
     ck0 = None if cache is None else cache.k
     cv0 = None if cache is None else cache.v
-    (h, ck, cv), _ = jax.lax.scan(
+    h_in = h
+    (h, ck, cv), (kv, hs) = jax.lax.scan(
         layer, (h, ck0, cv0), (layer_params, gates, jnp.arange(c.n_layers)))
+    all_h = jnp.concatenate([h_in[None], hs]) if all_hidden else None
     h = _rms_norm(h, model.final_norm[...], c.norm_eps)
     if last_only:
         h = h[:, -1:]
+    new_cache = KVCache(*kv) if return_kv else None if cache is None else KVCache(ck, cv)
+    if not logits:
+        return None, new_cache, h, all_h
     head = model.embed[...].T if model.lm_head is None else model.lm_head[...]
-    logits = jnp.einsum("bsd,dv->bsv", h, head.astype(cd), preferred_element_type=jnp.float32)
-    new_cache = None if cache is None else KVCache(ck, cv)
-    return logits, new_cache, h
+    out = jnp.einsum("bsd,dv->bsv", h, head.astype(cd), preferred_element_type=jnp.float32)
+    return out, new_cache, h, all_h
 
 
 def drop_layers(model: Llama, keep: Sequence[int] | np.ndarray) -> Llama:

@@ -1,13 +1,19 @@
 """The sampling interface every LLM-facing experiment uses, and its local JAX implementation.
 
-:class:`Sampler` is a ``typing.Protocol``: ``generate``, ``resample``, ``logprobs``, ``embed``
-and ``chat``. :class:`JaxSampler` runs one of our :class:`~llm_tools.model.Llama` models in
-process; :class:`~llm_tools.client.OpenAISampler` speaks to an OpenAI-compatible server.
-Everything random takes an explicit ``jax.random.key``: same key, same output.
+:class:`Sampler` is a ``typing.Protocol``: ``generate`` / ``generate_ids``, ``resample`` /
+``resample_ids``, ``logprobs`` / ``logprobs_ids`` and ``chat``. :class:`JaxSampler` runs one
+of our :class:`~llm_tools.model.Llama` models in process;
+:class:`~llm_tools.client.OpenAISampler` speaks to an OpenAI-compatible server. Everything
+random takes an explicit ``jax.random.key``: sample ``j`` of prompt ``i`` is drawn from
+``fold_in(fold_in(key, i), j)`` (:func:`sample_key`) and nothing else, so adding prompts or
+raising ``n`` never changes earlier samples.
 
-Scores are the model's own log-probabilities (temperature 1, no truncation):
-``log p(y_t | x, y_<t) = log softmax(z_t)[y_t]``, and a continuation's total is their sum.
-Embeddings are mean-pooled final hidden states, ``e = (1/T) Σ_t RMSNorm(h_L)_t``.
+Completions keep the stop/EOS token that ended them, with its log-probability
+(``Completion.ends_with_stop_token``). Sampled-token logprobs are under the sampling
+temperature, ``log softmax(z_t / τ)[y_t]`` (``τ = 1`` for greedy), before top-k/top-p
+truncation. Scores are the model's own log-probabilities (temperature 1, no truncation):
+``log p(y_t | x, y_<t) = log softmax(z_t)[y_t]``, and a continuation's total is their sum; a
+text pair is tokenized once as ``prompt + continuation`` (:func:`split_at_boundary`).
 """
 
 from __future__ import annotations
@@ -19,11 +25,22 @@ from typing import Protocol, runtime_checkable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
+from llm_tools.engine import Engine, bucket, check_generation_args
 from llm_tools.model import Llama, forward
-from llm_tools.sampling import _bucket, generate_tokens
 
-__all__ = ["Completion", "JaxSampler", "Sampler", "Score", "check_sampling_args"]
+__all__ = [
+    "Completion",
+    "JaxSampler",
+    "Sampler",
+    "Score",
+    "check_ids",
+    "check_sampling_args",
+    "make_completion",
+    "sample_key",
+    "split_at_boundary",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,21 +48,28 @@ class Completion:
     """One sampled continuation.
 
     Attributes:
-      text: the continuation's text (without the stop string or stop token that ended it).
-      token_ids: its token ids (without a final stop token).
-      logprobs: the model's log-probability of each of ``token_ids``.
+      text: the continuation's text, without the stop string or stop token that ended it.
+      token_ids: its token ids, *including* the stop/EOS token that ended the row (so a policy
+        can be credited for stopping); with a stop string, up to the first token whose text
+        completes the stop string.
+      logprobs: one per token id: ``log softmax(z_t / τ)[y_t]``, the log-probability of the
+        sampled token under the model at the sampling temperature ``τ`` (``τ = 1`` for greedy
+        ``τ = 0``), before top-k/top-p truncation.
       finish_reason: ``"stop"`` (a stop string or stop token) or ``"length"``.
+      ends_with_stop_token: True exactly when ``token_ids[-1]`` is a stop/EOS token id that
+        ended the row; its text is not part of ``text``.
     """
 
     text: str
     token_ids: tuple[int, ...]
     logprobs: tuple[float, ...]
     finish_reason: str
+    ends_with_stop_token: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
 class Score:
-    """Log-probabilities of a given continuation: per token and summed."""
+    """Log-probabilities of a given continuation: per token (temperature 1) and summed."""
 
     token_ids: tuple[int, ...]
     token_logprobs: tuple[float, ...]
@@ -54,7 +78,15 @@ class Score:
 
 @runtime_checkable
 class Sampler(Protocol):
-    """One interface for sampling, resampling, scoring, embedding and chatting with an LM."""
+    """One interface for sampling, resampling, scoring and chatting with an LM.
+
+    Every random draw is a function of ``(key, i, j)`` only: sample ``j`` of prompt ``i`` uses
+    ``fold_in(fold_in(key, i), j)``, so adding prompts or raising ``n`` leaves earlier samples
+    unchanged. The ``*_ids`` methods take token ids instead of text (the same ids the
+    ``tokenizer`` attribute produces).
+    """
+
+    name: str
 
     def generate(self, prompts: Sequence[str], *, max_new_tokens: int,
                  temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
@@ -63,18 +95,33 @@ class Sampler(Protocol):
         """``n`` completions for each prompt (outer list: prompts, inner: samples)."""
         ...
 
+    def generate_ids(self, prompt_ids: Sequence[Sequence[int]], *, max_new_tokens: int,
+                     temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
+                     stop: Sequence[str] = (), n: int = 1, key: jax.Array
+                     ) -> list[list[Completion]]:
+        """As :meth:`generate`, with each prompt given as token ids."""
+        ...
+
     def resample(self, prefix: str, n: int, *, max_new_tokens: int, temperature: float = 1.0,
                  top_p: float = 1.0, top_k: int = 0, stop: Sequence[str] = (),
                  key: jax.Array) -> list[Completion]:
-        """``n`` continuations of one exact text prefix."""
+        """``n`` continuations of one exact text prefix (``generate([prefix], n=n)[0]``)."""
+        ...
+
+    def resample_ids(self, prefix_ids: Sequence[int], n: int, *, max_new_tokens: int,
+                     temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
+                     stop: Sequence[str] = (), key: jax.Array) -> list[Completion]:
+        """``n`` continuations of one token-id prefix (``generate_ids([prefix], n=n)[0]``)."""
         ...
 
     def logprobs(self, prompts: Sequence[str], continuations: Sequence[str]) -> list[Score]:
-        """Per-token and summed log-probabilities of each continuation given its prompt."""
+        """Scores of each continuation given its prompt (``prompt + continuation`` tokenized
+        once; a prompt/continuation boundary inside a token is a ValueError)."""
         ...
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """One vector per text, ``[len(texts), d]``."""
+    def logprobs_ids(self, prompt_ids: Sequence[Sequence[int]],
+                     continuation_ids: Sequence[Sequence[int]]) -> list[Score]:
+        """Scores of each token-id continuation given its token-id prompt."""
         ...
 
     def chat(self, messages: Sequence[Mapping[str, str]], *, max_new_tokens: int,
@@ -82,6 +129,11 @@ class Sampler(Protocol):
              stop: Sequence[str] = (), n: int = 1, key: jax.Array) -> list[Completion]:
         """``n`` replies to one conversation, through the model's chat template."""
         ...
+
+
+def sample_key(key: jax.Array, i: int, j: int) -> jax.Array:
+    """The key of sample ``j`` of prompt ``i``: ``fold_in(fold_in(key, i), j)``."""
+    return jax.random.fold_in(jax.random.fold_in(key, i), j)
 
 
 def check_sampling_args(who: str, *, max_new_tokens, temperature, top_p, top_k, n,
@@ -122,6 +174,82 @@ def check_texts(who: str, name: str, texts, *, allow_empty_strings: bool = True)
     return list(texts)
 
 
+def check_ids(who: str, name: str, ids, vocab_size: int, *, allow_empty: bool = False
+              ) -> list[int]:
+    """One list of token ids, validated: ints in ``[0, vocab_size)`` (ValueError/TypeError)."""
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, (Sequence, np.ndarray)):
+        raise TypeError(f"{who}: {name} must be a list of token ids, got {type(ids).__name__}")
+    arr = np.asarray(ids)
+    if arr.size and (arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(f"{who}: {name} must be a flat list of int token ids, got "
+                        f"{arr.dtype}{arr.shape}")
+    if not allow_empty and arr.size == 0:
+        raise ValueError(f"{who}: {name} is empty (it needs at least one token id)")
+    if arr.size and (arr.min() < 0 or arr.max() >= vocab_size):
+        raise ValueError(f"{who}: {name} has ids outside the vocabulary [0, {vocab_size}): "
+                         f"min {arr.min()}, max {arr.max()}")
+    return [int(x) for x in arr]
+
+
+def check_id_lists(who: str, name: str, lists, vocab_size: int, *,
+                   allow_empty: bool = False) -> list[list[int]]:
+    """A non-empty list of token-id lists, each validated by :func:`check_ids`."""
+    if isinstance(lists, (str, bytes)) or not isinstance(lists, (Sequence, np.ndarray)):
+        raise TypeError(f"{who}: {name} must be a list of token-id lists, got "
+                        f"{type(lists).__name__}")
+    if len(lists) == 0:
+        raise ValueError(f"{who}: {name} must be a non-empty list of token-id lists, got an "
+                         "empty list")
+    return [check_ids(who, f"{name}[{i}]", x, vocab_size, allow_empty=allow_empty)
+            for i, x in enumerate(lists)]
+
+
+def split_at_boundary(tokenizer, prompt: str, continuation: str, *, add_bos: bool = False,
+                      who: str = "logprobs") -> tuple[list[int], int]:
+    """Tokenizes ``prompt + continuation`` once; returns ``(ids, k)``, ``ids[:k]`` the prompt's.
+
+    ``k`` is the number of tokens whose text ends at or before ``len(prompt)``; the
+    continuation is scored on ``ids[k:]``.
+
+    Raises:
+      ValueError: if a token straddles the boundary (e.g. ``"Hello wor" + "ld"``, where
+        ``" world"`` is one token): that continuation has no token-level score of its own.
+    """
+    ids, offsets = encode_with_offsets(tokenizer, prompt + continuation)
+    cut = len(prompt)
+    k = sum(1 for _, end in offsets if end <= cut)
+    straddle = [i for i, (start, end) in enumerate(offsets) if start < cut < end]
+    if straddle:
+        i = straddle[0]
+        piece = (prompt + continuation)[offsets[i][0]:offsets[i][1]]
+        raise ValueError(
+            f"{who}: the prompt/continuation boundary falls inside token {ids[i]} ({piece!r}, "
+            f"characters {offsets[i][0]}:{offsets[i][1]} of prompt+continuation, prompt ends "
+            f"at {cut}); move the boundary to a token edge or score token ids with "
+            "logprobs_ids")
+    if any(start < cut for start, _ in offsets[k:]) or any(end > cut for _, end in offsets[:k]):
+        raise ValueError(f"{who}: the tokens of prompt+continuation do not split at the end of "
+                         "the prompt; score token ids with logprobs_ids")  # pragma: no cover
+    if add_bos:
+        ids, k = [tokenizer.bos_id, *ids], k + 1
+    return ids, k
+
+
+def encode_with_offsets(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    """``(ids, [(start, end)])``: token ids and the character span of each in ``text``."""
+    if hasattr(tokenizer, "encode_with_offsets"):
+        ids, offsets = tokenizer.encode_with_offsets(text)
+        return list(ids), [tuple(o) for o in offsets]
+    ids = tokenizer.encode(text)
+    # fall back to decoding prefixes: token i spans decode(ids[:i]) .. decode(ids[:i+1])
+    offsets, prev = [], 0
+    for i in range(len(ids)):
+        end = len(tokenizer.decode(ids[: i + 1]))
+        offsets.append((prev, end))
+        prev = end
+    return ids, offsets
+
+
 def resample_via_generate(sampler, who: str, prefix, n, **kwargs) -> list:
     """``n`` continuations of one exact text ``prefix``: ``sampler.generate([prefix], n=n)[0]``.
 
@@ -135,18 +263,34 @@ def resample_via_generate(sampler, who: str, prefix, n, **kwargs) -> list:
     return sampler.generate([prefix], n=n, **kwargs)[0]
 
 
-def _cut_at_stop(tokenizer, ids, logprobs, stop_strings):
-    """Shortest token prefix whose text contains a stop string; text cut before it."""
-    text = tokenizer.decode(ids)
+def resample_ids_via_generate_ids(sampler, who: str, prefix_ids, n, **kwargs) -> list:
+    """``n`` continuations of one token-id prefix: ``generate_ids([prefix_ids], n=n)[0]``."""
+    if isinstance(prefix_ids, (str, bytes)) or not isinstance(prefix_ids,
+                                                              (Sequence, np.ndarray)):
+        raise TypeError(f"{who}: prefix_ids must be a list of token ids, got "
+                        f"{type(prefix_ids).__name__}")
+    return sampler.generate_ids([prefix_ids], n=n, **kwargs)[0]
+
+
+def make_completion(tokenizer, ids, logprobs, *, stopped: bool, stop_strings=()
+                    ) -> Completion:
+    """A :class:`Completion` from a row's ids and logprobs (including a final stop id).
+
+    ``stopped`` says the row ended on a stop/EOS id (kept in ``token_ids`` with its logprob,
+    ``ends_with_stop_token=True``). Stop strings cut the text before their first occurrence
+    and the tokens after the first token whose text completes one.
+    """
+    ids, lps = [int(t) for t in ids], [float(x) for x in logprobs]
+    body = ids[:-1] if stopped else ids
+    text = tokenizer.decode(body)
     hits = [text.find(s) for s in stop_strings if s in text]
-    if not hits:
-        return text, ids, logprobs, False
-    cut = min(hits)
-    for j in range(1, len(ids) + 1):
-        prefix = tokenizer.decode(ids[:j])
-        if any(s in prefix for s in stop_strings):
-            return text[:cut], ids[:j], logprobs[:j], True
-    return text[:cut], ids, logprobs, True  # pragma: no cover (text came from these ids)
+    if hits:
+        cut = min(hits)
+        for j in range(1, len(body) + 1):
+            if any(s in tokenizer.decode(body[:j]) for s in stop_strings):
+                return Completion(text[:cut], tuple(ids[:j]), tuple(lps[:j]), "stop", False)
+    return Completion(text, tuple(ids), tuple(lps), "stop" if stopped else "length",
+                      bool(stopped))
 
 
 class JaxSampler:
@@ -156,14 +300,21 @@ class JaxSampler:
       model: a :class:`~llm_tools.model.Llama`.
       tokenizer: a :class:`~llm_tools.tokenizer.BPETokenizer` or
         :class:`~llm_tools.tokenizer.ByteTokenizer`.
-      add_bos: prepend the BOS id to every prompt (SmolLM2 does not).
+      add_bos: prepend the BOS id to every text prompt (SmolLM2 does not).
       max_batch: rows per jitted call (rows are independent, so chunking does not change
         results).
       name: model name reported by the server.
+      dtype: decode weights and cache dtype (default bfloat16 on accelerators, float32 on
+        CPU).
+      cap: candidate-set size for top-k/top-p (exact; see
+        :func:`llm_tools.sampling.truncation_mask`).
+      share_prefixes: prefill identical prompts and prompts that are prefixes of another
+        once (False only to check that sharing changes nothing).
     """
 
     def __init__(self, model: Llama, tokenizer, *, add_bos: bool = False, max_batch: int = 32,
-                 name: str = "jax-llama"):
+                 name: str = "jax-llama", dtype: str | None = None, cap: int = 256,
+                 share_prefixes: bool = True):
         if not isinstance(model, Llama):
             raise TypeError(f"JaxSampler: model must be a Llama, got {type(model).__name__}")
         for attr in ("encode", "decode", "stop_ids", "apply_chat_template"):
@@ -177,6 +328,39 @@ class JaxSampler:
             raise ValueError(f"JaxSampler: max_batch must be a positive int, got {max_batch!r}")
         self.model, self.tokenizer = model, tokenizer
         self.add_bos, self.max_batch, self.name = add_bos, max_batch, name
+        self.engine = Engine(model, dtype=dtype, max_batch=max_batch, cap=cap,
+                             share_prefixes=share_prefixes)
+
+    def update_weights(self, model_or_params) -> None:
+        """Refreshes the sampler's weights from a model or its ``nnx.State`` of parameters.
+
+        The architecture must not change; nothing is recompiled (one pass over the weights
+        to build the decode layout). Typical use in RL: ``sampler.update_weights(
+        state.params)`` after each optimizer step.
+
+        Raises:
+          TypeError: for anything but a :class:`~llm_tools.model.Llama` or an ``nnx.State``.
+          ValueError: if the shapes or the architecture differ.
+        """
+        if isinstance(model_or_params, Llama):
+            new = model_or_params
+        elif isinstance(model_or_params, nnx.State):
+            new = nnx.clone(self.model)
+            try:
+                nnx.update(new, model_or_params)
+            except (ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"JaxSampler.update_weights: the state does not fit the "
+                                 f"model ({e})") from e
+        else:
+            raise TypeError(f"JaxSampler.update_weights: expected a Llama or an nnx.State of "
+                            f"its parameters, got {type(model_or_params).__name__}")
+        old = jax.tree.map(lambda x: (x.shape, x.dtype), nnx.state(self.model))
+        now = jax.tree.map(lambda x: (x.shape, x.dtype), nnx.state(new))
+        if old != now:
+            raise ValueError("JaxSampler.update_weights: the new weights' shapes/dtypes differ "
+                             "from the sampler's model")
+        self.engine.update_weights(new)
+        self.model = new
 
     @classmethod
     def from_smollm2(cls, *, dtype: str = "float32", max_seq_len: int = 2048,
@@ -187,6 +371,10 @@ class JaxSampler:
         pre = load_smollm2(dtype=dtype, max_seq_len=max_seq_len)
         return cls(pre.model, pre.tokenizer, name="SmolLM2-135M-Instruct", **kwargs)
 
+    @property
+    def vocab_size(self) -> int:
+        return self.model.config.vocab_size
+
     # -- helpers ---------------------------------------------------------------------------
     def _encode_prompt(self, who, i, text):
         ids = self.tokenizer.encode(text, add_bos=self.add_bos)
@@ -194,35 +382,40 @@ class JaxSampler:
             raise ValueError(f"{who}: prompt {i} is empty (it encodes to no tokens)")
         return ids
 
-    def _generate_ids(self, prompt_ids, keys, *, max_new_tokens, temperature, top_p, top_k):
-        outs = []
-        for s in range(0, len(prompt_ids), self.max_batch):
-            outs.append(generate_tokens(
-                self.model, prompt_ids[s:s + self.max_batch], keys[s:s + self.max_batch],
-                max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                top_k=top_k, stop_ids=self.tokenizer.stop_ids,
-                pad_id=self.tokenizer.pad_id or 0))
-        return [(o.tokens[b], o.logprobs[b], int(o.lengths[b]), bool(o.stopped[b]))
-                for o in outs for b in range(len(o.lengths))]
+    def _sample_rows(self, prompt_ids, *, n, key, max_new_tokens, temperature, top_p, top_k):
+        """Rows ``(i, j)`` in order; returns ``(tokens, logprobs, stopped)`` per row."""
+        rows = [p for p in prompt_ids for _ in range(n)]
+        keys = jax.vmap(lambda i, j: sample_key(key, i, j))(
+            jnp.repeat(jnp.arange(len(prompt_ids)), n), jnp.tile(jnp.arange(n), len(prompt_ids)))
+        rows, keys, max_new, t, p, k = check_generation_args(
+            self.model.config, rows, keys, max_new_tokens=max_new_tokens,
+            temperature=temperature, top_p=top_p, top_k=top_k, who="JaxSampler")
+        o = self.engine.generate(rows, keys, max_new_tokens=max_new, temperature=t, top_p=p,
+                                 top_k=k, stop_ids=self.tokenizer.stop_ids)
+        return [(o.tokens[b], o.logprobs[b], bool(o.stopped[b])) for b in range(len(rows))]
 
-    def _completion(self, tokens, logprobs, length, stopped, stop):
-        ids = [int(t) for t in tokens[:length]]
-        lps = [float(x) for x in logprobs[:length]]
-        if stopped:  # drop the stop token itself
-            ids, lps = ids[:-1], lps[:-1]
-        text, ids, lps, hit = _cut_at_stop(self.tokenizer, ids, lps, stop) if stop else (
-            self.tokenizer.decode(ids), ids, lps, False)
-        return Completion(text, tuple(ids), tuple(lps),
-                          "stop" if (stopped or hit) else "length")
+    def _generate(self, who, prompt_ids, *, max_new_tokens, temperature, top_p, top_k, stop, n,
+                  key):
+        for i, p in enumerate(prompt_ids):
+            if len(p) + max_new_tokens > self.model.config.max_seq_len:
+                raise ValueError(f"{who}: prompt {i} has {len(p)} tokens + max_new_tokens "
+                                 f"{max_new_tokens} > the context length "
+                                 f"{self.model.config.max_seq_len}")
+        raw = self._sample_rows(prompt_ids, n=n, key=key, max_new_tokens=max_new_tokens,
+                                temperature=temperature, top_p=top_p, top_k=top_k)
+        comps = [make_completion(self.tokenizer, t, lp, stopped=st, stop_strings=list(stop))
+                 for t, lp, st in raw]
+        return [comps[i * n:(i + 1) * n] for i in range(len(prompt_ids))]
 
     # -- the interface ---------------------------------------------------------------------
     def generate(self, prompts, *, max_new_tokens, temperature=1.0, top_p=1.0, top_k=0,
                  stop=(), n=1, key):
-        """``n`` completions per prompt; row ``(i, j)`` uses ``split(key, len·n)[i·n + j]``.
+        """``n`` completions per prompt; sample ``j`` of prompt ``i`` uses
+        :func:`sample_key` ``(key, i, j)`` and nothing else.
 
-        The tokenizer's stop ids (EOS, ``<|im_end|>``) end a row inside the jitted loop; stop
-        *strings* are applied to the decoded text afterwards (the text and tokens are cut at
-        the first occurrence), so they cost the full ``max_new_tokens`` of compute.
+        The tokenizer's stop ids (EOS, ``<|im_end|>``) end a row inside the jitted loop (the
+        id is kept in ``token_ids``, see :class:`Completion`); stop *strings* are applied to
+        the decoded text afterwards, so they cost the full ``max_new_tokens`` of compute.
 
         Raises:
           ValueError: empty prompt list or prompt, bad sampling arguments, or a prompt plus
@@ -233,12 +426,23 @@ class JaxSampler:
         check_sampling_args(who, max_new_tokens=max_new_tokens, temperature=temperature,
                             top_p=top_p, top_k=top_k, n=n, stop=stop, key=key)
         ids = [self._encode_prompt(who, i, p) for i, p in enumerate(prompts)]
-        rows = [p for p in ids for _ in range(n)]
-        keys = jax.random.split(key, len(rows))
-        raw = self._generate_ids(rows, keys, max_new_tokens=max_new_tokens,
-                                 temperature=temperature, top_p=top_p, top_k=top_k)
-        comps = [self._completion(*r, stop=list(stop)) for r in raw]
-        return [comps[i * n:(i + 1) * n] for i in range(len(prompts))]
+        return self._generate(who, ids, max_new_tokens=max_new_tokens, temperature=temperature,
+                              top_p=top_p, top_k=top_k, stop=stop, n=n, key=key)
+
+    def generate_ids(self, prompt_ids, *, max_new_tokens, temperature=1.0, top_p=1.0, top_k=0,
+                     stop=(), n=1, key):
+        """As :meth:`generate`, each prompt given as token ids (no BOS is added).
+
+        Raises:
+          ValueError: an empty list or prompt, ids outside the vocabulary, bad sampling
+            arguments, or a prompt plus ``max_new_tokens`` longer than the context.
+        """
+        who = "JaxSampler.generate_ids"
+        ids = check_id_lists(who, "prompt_ids", prompt_ids, self.vocab_size)
+        check_sampling_args(who, max_new_tokens=max_new_tokens, temperature=temperature,
+                            top_p=top_p, top_k=top_k, n=n, stop=stop, key=key)
+        return self._generate(who, ids, max_new_tokens=max_new_tokens, temperature=temperature,
+                              top_p=top_p, top_k=top_k, stop=stop, n=n, key=key)
 
     def resample(self, prefix, n, *, max_new_tokens, temperature=1.0, top_p=1.0, top_k=0,
                  stop=(), key):
@@ -247,12 +451,20 @@ class JaxSampler:
                                      max_new_tokens=max_new_tokens, temperature=temperature,
                                      top_p=top_p, top_k=top_k, stop=stop, key=key)
 
+    def resample_ids(self, prefix_ids, n, *, max_new_tokens, temperature=1.0, top_p=1.0,
+                     top_k=0, stop=(), key):
+        """``n`` continuations of token ids ``prefix_ids`` (``generate_ids([prefix], n=n)``)."""
+        return resample_ids_via_generate_ids(
+            self, "JaxSampler.resample_ids", prefix_ids, n, max_new_tokens=max_new_tokens,
+            temperature=temperature, top_p=top_p, top_k=top_k, stop=stop, key=key)
+
     def logprobs(self, prompts, continuations):
-        """Scores each continuation given its prompt (tokenized separately, then joined).
+        """Scores each continuation given its prompt: ``prompt + continuation`` is tokenized
+        once and split at the end of the prompt (:func:`split_at_boundary`).
 
         Raises:
-          ValueError: empty lists, different lengths, an empty prompt or continuation, or a
-            pair longer than the context.
+          ValueError: empty lists, different lengths, an empty prompt or continuation, a
+            boundary inside a token, or a pair longer than the context.
         """
         who = "JaxSampler.logprobs"
         prompts = check_texts(who, "prompts", prompts)
@@ -263,40 +475,61 @@ class JaxSampler:
                              f"{len(continuations)}")
         pairs = []
         for i, (p, c) in enumerate(zip(prompts, continuations, strict=True)):
-            pi = self._encode_prompt(who, i, p)
-            ci = self.tokenizer.encode(c)
-            if len(pi) + len(ci) > self.model.config.max_seq_len:
-                raise ValueError(f"{who}: pair {i} has {len(pi) + len(ci)} tokens > the context "
+            ids, k = split_at_boundary(self.tokenizer, p, c, add_bos=self.add_bos,
+                                       who=f"{who}: pair {i}")
+            if k == 0:
+                raise ValueError(f"{who}: prompt {i} is empty (it encodes to no tokens)")
+            pairs.append((ids[:k], ids[k:]))
+        return self._score(who, pairs)
+
+    def logprobs_ids(self, prompt_ids, continuation_ids):
+        """Scores each token-id continuation given its token-id prompt.
+
+        Raises:
+          ValueError: empty lists, different lengths, an empty prompt or continuation, ids
+            outside the vocabulary, or a pair longer than the context.
+        """
+        who = "JaxSampler.logprobs_ids"
+        prompts = check_id_lists(who, "prompt_ids", prompt_ids, self.vocab_size)
+        conts = check_id_lists(who, "continuation_ids", continuation_ids, self.vocab_size)
+        if len(prompts) != len(conts):
+            raise ValueError(f"{who}: prompt_ids has {len(prompts)} entries but "
+                             f"continuation_ids has {len(conts)}")
+        return self._score(who, list(zip(prompts, conts, strict=True)))
+
+    def _score(self, who, pairs):
+        for i, (a, b) in enumerate(pairs):
+            if len(a) + len(b) > self.model.config.max_seq_len:
+                raise ValueError(f"{who}: pair {i} has {len(a) + len(b)} tokens > the context "
                                  f"length {self.model.config.max_seq_len}")
-            pairs.append((pi, ci))
         scores = []
         for s in range(0, len(pairs), self.max_batch):
             chunk = pairs[s:s + self.max_batch]
-            T = _bucket(max(len(a) + len(b) for a, b in chunk))
-            buf = np.zeros((_bucket(len(chunk), 1), T), np.int32)  # right padding: causal
+            T = bucket(max(len(a) + len(b) for a, b in chunk))
+            buf = np.zeros((bucket(len(chunk), 1), T), np.int32)  # right padding: causal
             for r, (a, b) in enumerate(chunk):
                 buf[r, : len(a) + len(b)] = a + b
-            logp = np.asarray(_token_logprobs(self.model, jnp.asarray(buf)))
+            logp = np.asarray(_next_token_logprobs(self.model, jnp.asarray(buf)))
             for r, (a, b) in enumerate(chunk):
-                lp = [float(logp[r, len(a) - 1 + t, tok]) for t, tok in enumerate(b)]
+                lp = [float(x) for x in logp[r, len(a) - 1: len(a) - 1 + len(b)]]
                 scores.append(Score(tuple(b), tuple(lp), float(np.sum(lp))))
         return scores
 
     def score_ids(self, ids: Sequence[int]) -> list[float]:
         """``log p(ids[t] | ids[:t])`` for ``t = 1 … len(ids)-1`` (the model's own scores)."""
-        ids = [int(i) for i in ids]
+        ids = check_ids("JaxSampler.score_ids", "ids", ids, self.vocab_size, allow_empty=True)
         if len(ids) > self.model.config.max_seq_len:
             raise ValueError(f"JaxSampler.score_ids: {len(ids)} tokens > the context length "
                              f"{self.model.config.max_seq_len}")
         if len(ids) < 2:
             return []
-        buf = np.zeros((1, _bucket(len(ids))), np.int32)
-        buf[0, : len(ids)] = ids
-        logp = np.asarray(_token_logprobs(self.model, jnp.asarray(buf)))[0]
-        return [float(logp[t - 1, ids[t]]) for t in range(1, len(ids))]
+        return list(self._score("JaxSampler.score_ids", [(ids[:1], ids[1:])])[0].token_logprobs)
 
     def embed(self, texts):
-        """Mean-pooled final hidden states, ``[len(texts), d]`` float32.
+        """Mean-pooled final hidden states of the LM, ``[len(texts), d]`` float32.
+
+        A convenience for probing the LM; for sentence similarity use an
+        ``llm_tools.embedder.Embedder`` (a trained sentence encoder).
 
         Raises:
           ValueError: an empty list, an empty text, or a text longer than the context.
@@ -311,8 +544,8 @@ class JaxSampler:
         out = []
         for s in range(0, len(ids), self.max_batch):
             chunk = ids[s:s + self.max_batch]
-            T = _bucket(max(map(len, chunk)))
-            buf = np.zeros((_bucket(len(chunk), 1), T), np.int32)
+            T = bucket(max(map(len, chunk)))
+            buf = np.zeros((bucket(len(chunk), 1), T), np.int32)
             mask = np.zeros_like(buf, bool)
             for r, x in enumerate(chunk):
                 buf[r, : len(x)] = x
@@ -329,12 +562,21 @@ class JaxSampler:
                              top_p=top_p, top_k=top_k, stop=stop, n=n, key=key)[0]
 
 
-def _token_logprobs(model: Llama, tokens: jax.Array) -> jax.Array:
+@jax.jit
+def _next_token_logprobs_jit(graphdef, state, tokens):
+    model = nnx.merge(graphdef, state)
     logits, _, _ = forward(model, tokens)
-    return jax.nn.log_softmax(logits, axis=-1)
+    logp = jax.nn.log_softmax(logits[:, :-1], axis=-1)
+    return jnp.take_along_axis(logp, tokens[:, 1:, None], axis=-1)[..., 0]
+
+
+def _next_token_logprobs(model: Llama, tokens: jax.Array) -> jax.Array:
+    """``[B, T-1]``: ``log p(tokens[t+1] | tokens[≤t])``, gathered on device."""
+    graphdef, state = nnx.split(model)
+    return _next_token_logprobs_jit(graphdef, state, tokens)
 
 
 def _mean_hidden(model: Llama, tokens: jax.Array, mask: jax.Array) -> jax.Array:
-    _, _, h = forward(model, tokens, attention_mask=mask)
+    _, _, h = forward(model, tokens, attention_mask=mask, logits=False)
     w = mask.astype(jnp.float32)[..., None]
     return (h.astype(jnp.float32) * w).sum(1) / jnp.maximum(w.sum(1), 1.0)

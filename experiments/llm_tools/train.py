@@ -74,7 +74,7 @@ def run(config, workdir, optimizer: optax.GradientTransformation | None = None) 
     opt = optimizer or make_optimizer(config)
     model = Llama(model_cfg, rngs=nnx.Rngs(config.seed))
     graphdef, state = init_train_state(model, opt)
-    step_fn, eval_fn = make_train_step(graphdef, opt, mesh), make_eval_step(graphdef)
+    step_fn, eval_fn = make_train_step(graphdef, opt, mesh=mesh), make_eval_step(graphdef)
     train, valid = jnp.asarray(corpus.train), jnp.asarray(corpus.valid)
     valid_batches = [sample_windows(jax.random.key(10_000 + i), valid, config.batch_size,
                                     config.seq_len + 1) for i in range(config.eval_batches)]

@@ -12,7 +12,9 @@ from llm_tools import (
     Llama,
     Sampler,
     forward,
+    generate_tokens,
     render_chat,
+    sample_key,
     tiny_config,
 )
 
@@ -138,3 +140,109 @@ def test_smollm2_chat(smollm2):
     assert "Paris" in reply.text and reply.finish_reason == "stop"
     s = lm.logprobs(["The capital of France is"] * 2, [" Paris", " London"])
     assert s[0].total > s[1].total
+
+
+class _StopAt(ByteTokenizer):
+    """A byte tokenizer whose stop ids are given (to end rows on an ordinary byte)."""
+
+    def __init__(self, stop_ids):
+        self._stop = tuple(stop_ids)
+
+    @property
+    def stop_ids(self):
+        return self._stop
+
+
+def test_keys_are_fold_in_of_prompt_and_sample_index(lm):
+    kw = dict(max_new_tokens=6, temperature=1.0, key=jax.random.key(5))
+    small = lm.generate(["abc", "hello"], n=2, **kw)
+    big = lm.generate(["abc", "hello", "xyz"], n=4, **kw)
+    for i in range(2):
+        assert [c.token_ids for c in big[i][:2]] == [c.token_ids for c in small[i]]
+    # sample j of prompt i is generate_tokens with key fold_in(fold_in(key, i), j)
+    want = generate_tokens(lm.model, [list(b"hello")], sample_key(jax.random.key(5), 1, 3)[None],
+                           max_new_tokens=6, temperature=1.0)
+    n = int(want.lengths[0])
+    assert big[1][3].token_ids == tuple(want.tokens[0, :n].tolist())
+    np.testing.assert_allclose(big[1][3].logprobs, want.logprobs[0, :n], atol=1e-5)
+
+
+def test_generate_ids_equals_generate_and_resample_ids(lm):
+    kw = dict(max_new_tokens=5, temperature=0.7, top_p=0.9, n=2, key=jax.random.key(2))
+    by_text = lm.generate(["abc", "hi"], **kw)
+    assert lm.generate_ids([list(b"abc"), list(b"hi")], **kw) == by_text
+    kw.pop("n")
+    again = lm.resample_ids(list(b"abc"), 2, **kw)  # another batch shape: rounding may differ
+    assert [c.token_ids for c in again] == [c.token_ids for c in by_text[0]]
+    np.testing.assert_allclose([c.logprobs for c in again], [c.logprobs for c in by_text[0]],
+                               atol=1e-5)
+
+
+def test_stop_token_is_kept_with_its_logprob(lm):
+    full = lm.generate(["xyz"], max_new_tokens=12, temperature=0.0, key=jax.random.key(0))[0][0]
+    stop = full.token_ids[4]
+    first = full.token_ids.index(stop)
+    lm_stop = JaxSampler(lm.model, _StopAt([stop]))
+    c = lm_stop.generate(["xyz"], max_new_tokens=12, temperature=0.0, key=jax.random.key(0))[0][0]
+    assert c.token_ids == full.token_ids[: first + 1] and c.token_ids[-1] == stop
+    assert c.ends_with_stop_token and c.finish_reason == "stop"
+    assert len(c.logprobs) == len(c.token_ids)
+    assert c.text == ByteTokenizer().decode(list(c.token_ids[:-1]))
+    # the stop token's logprob is the model's log-softmax at that position
+    ids = list(b"xyz") + list(c.token_ids)
+    logp = jax.nn.log_softmax(lm.model(jnp.asarray([ids]))[0], -1)
+    assert c.logprobs[-1] == pytest.approx(float(logp[len(ids) - 2, stop]), abs=1e-4)
+    assert not full.ends_with_stop_token and full.finish_reason == "length"
+
+
+def test_logprobs_at_the_sampling_temperature(lm):
+    c = lm.generate(["ab"], max_new_tokens=4, temperature=0.5, key=jax.random.key(1))[0][0]
+    ids = list(b"ab") + list(c.token_ids)
+    logp = jax.nn.log_softmax(lm.model(jnp.asarray([ids]))[0] / 0.5, -1)
+    want = [float(logp[1 + t, tok]) for t, tok in enumerate(c.token_ids)]
+    np.testing.assert_allclose(c.logprobs, want, atol=1e-4)
+
+
+def test_prefix_sharing_equals_no_sharing(lm):
+    unshared = JaxSampler(lm.model, lm.tokenizer, share_prefixes=False)
+    prompts = [list(b"the cat sat on"), list(b"the cat"), list(b"the cat sat on"), list(b"a")]
+    kw = dict(max_new_tokens=7, temperature=0.9, top_k=20, n=3, key=jax.random.key(8))
+    a = lm.generate_ids(prompts, **kw)
+    b = unshared.generate_ids(prompts, **kw)
+    for x, y in zip(a, b, strict=True):
+        assert [c.token_ids for c in x] == [c.token_ids for c in y]
+        np.testing.assert_allclose([c.logprobs for c in x], [c.logprobs for c in y], atol=1e-5)
+
+
+def test_text_logprobs_tokenize_once_and_reject_a_split_token(smollm2):
+    lm = JaxSampler(smollm2.model, smollm2.tokenizer)
+    tok = smollm2.tokenizer
+    whole = tok.encode("Hello world")
+    a, b = lm.logprobs(["Hello", "The capital of France is"], [" world", " Paris."])
+    assert a.token_ids == tuple(whole[1:])
+    c = lm.logprobs_ids([whole[:1]], [whole[1:]])[0]
+    np.testing.assert_allclose(a.token_logprobs, c.token_logprobs, atol=1e-5)
+    assert b.token_ids == tuple(tok.encode("The capital of France is Paris.")[5:])
+    with pytest.raises(ValueError, match=r"boundary falls inside token .*' world'"):
+        lm.logprobs(["Hello wor"], ["ld"])
+    with pytest.raises(ValueError, match="boundary falls inside token"):
+        lm.logprobs(["Hello "], ["world"])  # " world" is one token
+
+
+def test_bad_id_inputs(lm):
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match=r"prompt_ids\[0\] has ids outside the vocabulary "
+                                         r"\[0, 259\): min 0, max 300"):
+        lm.generate_ids([[0, 300]], max_new_tokens=2, key=key)
+    with pytest.raises(ValueError, match=r"prompt_ids\[1\] is empty"):
+        lm.generate_ids([[1], []], max_new_tokens=2, key=key)
+    with pytest.raises(TypeError, match="prompt_ids must be a list of token-id lists, got str"):
+        lm.generate_ids("abc", max_new_tokens=2, key=key)
+    with pytest.raises(TypeError, match="prefix_ids must be a list of token ids, got str"):
+        lm.resample_ids("abc", 2, max_new_tokens=2, key=key)
+    with pytest.raises(ValueError, match=r"continuation_ids\[0\] has ids outside"):
+        lm.logprobs_ids([[1]], [[-1]])
+    with pytest.raises(ValueError, match="prompt_ids has 1 entries but continuation_ids has 2"):
+        lm.logprobs_ids([[1]], [[2], [3]])
+    with pytest.raises(TypeError, match="must be a flat list of int token ids"):
+        lm.logprobs_ids([[1.5]], [[2]])

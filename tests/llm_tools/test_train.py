@@ -106,7 +106,7 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(ValueError, match=r"next_token_loss: tokens must be \[batch, seq\] with"):
         make_eval_step(graphdef)(state, jnp.ones((2, 1), jnp.int32))
     with pytest.raises(ValueError, match=r"make_train_step: mesh must have a 'data' axis"):
-        make_train_step(graphdef, opt, mesh)
+        make_train_step(graphdef, opt, mesh=mesh)
     with pytest.raises(TypeError, match="save_model: model must be a Llama, got object"):
         save_model(tmp_path / "m", object())
     with pytest.raises(TypeError, match="shard_model: model must be a Llama, got object"):
