@@ -19,7 +19,6 @@ from e3_pruner.baselines import (
     block_influence_from_hidden,
     calibration_nll,
     last_n_keep,
-    layer_hidden_states,
     random_keep,
     select_by_block_influence,
     sleb_keep,
@@ -33,8 +32,8 @@ from e3_pruner.masks import (
     topk_mask,
 )
 from e3_pruner.prune import gates_from_keep, keep_from_drop, prune
-from e3_pruner.recover import make_recovery_loss, recover
-from e3_pruner.search import MaskSearchResult, anneal_temperature, search_mask
+from e3_pruner.recover import make_recovery_loss, make_recovery_step, recover
+from e3_pruner.search import MaskSearchResult, anneal_temperature, make_search_loss, search_mask
 
 __all__ = [
     "KINDS",
@@ -50,8 +49,9 @@ __all__ = [
     "gumbel_topk",
     "keep_from_drop",
     "last_n_keep",
-    "layer_hidden_states",
     "make_recovery_loss",
+    "make_search_loss",
+    "make_recovery_step",
     "prune",
     "random_keep",
     "recover",

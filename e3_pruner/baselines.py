@@ -31,11 +31,11 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 
 from e3_pruner.masks import check_k
-from llm_tools import Llama, forward
+from llm_tools import Llama, hidden_states
+from llm_tools.train import token_logprobs  # not re-exported by llm_tools (yet)
 
 __all__ = [
     "block_influence",
@@ -43,7 +43,6 @@ __all__ = [
     "calibration_nll",
     "check_tokens",
     "last_n_keep",
-    "layer_hidden_states",
     "random_keep",
     "select_by_block_influence",
     "sleb_keep",
@@ -88,11 +87,9 @@ def _chunks(n: int, batch_size: int):
 @functools.partial(jax.jit, static_argnames="graphdef")
 def _nll_sum(graphdef, state, tokens, mask, gates):
     """Σ over predicted positions of −log p(x_{t+1} | x_≤t), and their count."""
-    model = nnx.merge(graphdef, state)
-    logits, _, _ = forward(model, tokens[:, :-1], attention_mask=mask[:, :-1], gates=gates)
-    nll = optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:])
+    lp = token_logprobs(nnx.merge(graphdef, state), tokens, mask, gates=gates)
     weight = (mask[:, :-1] & mask[:, 1:]).astype(jnp.float32)
-    return jnp.sum(nll * weight), jnp.sum(weight)
+    return -jnp.sum(lp * weight), jnp.sum(weight)
 
 
 def calibration_nll(model: Llama, tokens, *, attention_mask=None, gates=None,
@@ -120,34 +117,6 @@ def calibration_nll(model: Llama, tokens, *, attention_mask=None, gates=None,
     if count == 0:
         raise ValueError("calibration_nll: no position has both a real token and a real target")
     return total / count
-
-
-@functools.partial(jax.jit, static_argnames="graphdef")
-def _prefix_hidden(graphdef, state, tokens, mask, gates):
-    model = nnx.merge(graphdef, state)
-    # forward() returns RMSNorm(h)·w_final; with w_final = 1 that is h / rms(h), a positive
-    # per-token rescaling of the residual stream h, which leaves every cosine unchanged.
-    model.final_norm.set_value(jnp.ones_like(model.final_norm[...]))
-    return forward(model, tokens, attention_mask=mask, gates=gates, last_only=False)[2]
-
-
-def layer_hidden_states(model: Llama, tokens, *, attention_mask=None) -> jax.Array:
-    """The residual stream's direction after each of ``0..L`` layers, ``[L+1, B, S, d]``.
-
-    Entry ``l`` is ``X_l / rms(X_l)`` per token, where ``X_0`` is the embedding and ``X_l``
-    the hidden state leaving layer ``l−1`` (computed as the model with gates ``1`` on the
-    first ``l`` layers and ``0`` on the rest). Only directions are kept, which is what
-    cosine similarities need.
-    """
-    _check_model("layer_hidden_states", model)
-    tokens, attention_mask = check_tokens("layer_hidden_states", tokens, attention_mask,
-                                          min_len=1)
-    mask = jnp.ones(tokens.shape, bool) if attention_mask is None else attention_mask
-    L = model.config.n_layers
-    graphdef, state = nnx.split(model)
-    out = [_prefix_hidden(graphdef, state, tokens, mask,
-                          (jnp.arange(L) < n).astype(jnp.float32)) for n in range(L + 1)]
-    return jnp.stack(out)
 
 
 def block_influence_from_hidden(hidden: jax.Array, attention_mask=None) -> jax.Array:
@@ -186,7 +155,9 @@ def block_influence(model: Llama, tokens, *, attention_mask=None, batch_size: in
                     ) -> np.ndarray:
     """ShortGPT's Block Influence of every layer on calibration ``tokens [N, S]`` (``[L]``).
 
-    Tokens are processed ``batch_size`` rows at a time; the mean is over all real tokens.
+    The residual stream entering and leaving every layer comes from one forward pass
+    (``llm_tools.hidden_states``); tokens are processed ``batch_size`` rows at a time and the
+    mean is over all real tokens.
     """
     _check_model("block_influence", model)
     tokens, attention_mask = check_tokens("block_influence", tokens, attention_mask,
@@ -199,7 +170,7 @@ def block_influence(model: Llama, tokens, *, attention_mask=None, batch_size: in
         n = float(jnp.sum(m))
         if n == 0:
             continue
-        h = layer_hidden_states(model, tokens[lo:hi], attention_mask=m)
+        h = hidden_states(model, tokens[lo:hi], attention_mask=m)
         total += n * np.asarray(block_influence_from_hidden(h, m))
         count += n
     if count == 0:

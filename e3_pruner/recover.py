@@ -2,8 +2,8 @@
 
 Every kind of recovery sees the same batches (same key) and the same token budget
 ``steps × batch_size × seq_len``, so their results are paired. The dense teacher's logits are
-computed per batch outside the student's gradient; the student step is the llm_tools train
-step with a custom loss (:func:`~e3_pruner.distill.distillation_loss`).
+computed per batch outside the student's gradient; the student step is
+``llm_tools.make_train_step`` with a custom loss (:func:`make_recovery_loss`).
 """
 
 from __future__ import annotations
@@ -19,42 +19,51 @@ import optax
 from flax import nnx
 
 from e3_pruner.distill import KINDS, distillation_loss
-from llm_tools import Llama, forward, init_train_state, sample_windows
+from llm_tools import (
+    Llama,
+    forward,
+    init_train_state,
+    make_train_step,
+    sample_windows,
+)
+from llm_tools.train import token_logprobs  # not re-exported by llm_tools (yet)
 
-__all__ = ["make_recovery_loss", "recover"]
+__all__ = ["make_recovery_loss", "make_recovery_step", "recover"]
 
 
 def make_recovery_loss(kind: str, *, alpha: float = 0.5, temperature: float = 1.0):
-    """``loss_fn(model, batch) -> (loss, aux)`` for a train step with a custom loss.
+    """``loss_fn(model, batch) -> (loss, aux)`` for ``llm_tools.make_train_step``.
 
-    ``batch`` holds ``"inputs"`` ``[B, S]``, ``"targets"`` ``[B, S]`` and
-    ``"teacher_logits"`` ``[B, S, V]``; see :func:`~e3_pruner.distill.distillation_loss`.
+    ``batch["ids"]`` is ``[B, S+1]`` (position ``t`` predicts ``t+1``); for every kind but
+    ``"lm"`` it also holds ``batch["teacher_logits"]`` ``[B, S, V]`` of the dense model. The
+    ``"lm"`` loss is ``−mean llm_tools.token_logprobs(model, ids)`` (the output projection in
+    chunks, no ``[B, S, V]`` array); the others need the student's full distribution and are
+    :func:`~e3_pruner.distill.distillation_loss`.
     """
     if kind not in KINDS:
         raise ValueError(f"make_recovery_loss: kind must be one of {KINDS}, got {kind!r}")
 
-    def loss_fn(model, batch):
-        logits = forward(model, batch["inputs"])[0]
-        return distillation_loss(logits, batch["teacher_logits"], batch["targets"], kind=kind,
+    def lm_loss(model, batch):
+        ce = -jnp.mean(token_logprobs(model, batch["ids"]))
+        return ce, {"ce": ce, "alpha": jnp.zeros(())}
+
+    def kd_loss(model, batch):
+        ids = batch["ids"]
+        logits = forward(model, ids[:, :-1])[0]
+        return distillation_loss(logits, batch["teacher_logits"], ids[:, 1:], kind=kind,
                                  alpha=alpha, temperature=temperature)
 
-    return loss_fn
+    return lm_loss if kind == "lm" else kd_loss
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "optimizer", "kind", "alpha",
-                                             "temperature"))
-def _step(state, batch, *, graphdef, optimizer, kind, alpha, temperature):
-    # Stand-in for the llm_tools engine's make_train_step(graphdef, optimizer, loss_fn); the
-    # static arguments let recoveries of equal shape, loss and optimizer share one compile.
-    loss_fn = make_recovery_loss(kind, alpha=alpha, temperature=temperature)
-
-    def f(params):
-        return loss_fn(nnx.merge(graphdef, params, state.rest), batch)
-
-    (loss, aux), grads = jax.value_and_grad(f, has_aux=True)(state.params)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    return state._replace(params=params, opt_state=opt_state, step=state.step + 1), (loss, aux)
+def make_recovery_step(student: Llama, optimizer: optax.GradientTransformation, kind: str, *,
+                       alpha: float = 0.5, temperature: float = 1.0):
+    """``llm_tools.make_train_step`` with the recovery loss of ``kind``, for students shaped
+    like ``student``. Pass it (with the same ``optimizer``) to several :func:`recover` calls
+    to compile the step once."""
+    graphdef, _ = init_train_state(student, optimizer)
+    return make_train_step(graphdef, optimizer, make_recovery_loss(kind, alpha=alpha,
+                                                                    temperature=temperature))
 
 
 @functools.partial(jax.jit, static_argnames="graphdef")
@@ -66,7 +75,7 @@ def recover(student: Llama, teacher: Llama, train_tokens, *, kind: str, steps: i
             batch_size: int, seq_len: int, key: jax.Array,
             optimizer: optax.GradientTransformation | None = None,
             learning_rate: float = 1e-3, alpha: float = 0.5, temperature: float = 1.0,
-            callback: Callable[[int, float, dict], None] | None = None
+            train_step=None, callback: Callable[[int, float, dict], None] | None = None
             ) -> tuple[Llama, dict]:
     """Trains the pruned ``student`` for ``steps`` batches of windows of ``train_tokens``.
 
@@ -80,6 +89,8 @@ def recover(student: Llama, teacher: Llama, train_tokens, *, kind: str, steps: i
       optimizer: default ``adamw(cosine(learning_rate, steps), weight_decay=0)``; pass the
         same optimizer object to several recoveries to compile their step once.
       alpha, temperature: see :func:`~e3_pruner.distill.distillation_loss`.
+      train_step: optional step from :func:`make_recovery_step` for this ``kind``, built with
+        this ``optimizer`` for a student of the same architecture (saves a compilation).
       callback: optional ``callback(step, loss, aux)`` after each step.
 
     Returns:
@@ -119,25 +130,23 @@ def recover(student: Llama, teacher: Llama, train_tokens, *, kind: str, steps: i
     if not isinstance(key, jax.Array) or not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         raise TypeError(f"{who}: key must be a typed key from jax.random.key(seed), got "
                         f"{getattr(key, 'dtype', type(key).__name__)}")
+    if train_step is not None and optimizer is None:
+        raise ValueError(f"{who}: pass the optimizer the train_step was built with")
     if optimizer is None:
         optimizer = optax.adamw(optax.cosine_decay_schedule(learning_rate, steps),
                                 weight_decay=0.0)
     graphdef, state = init_train_state(nnx.clone(student), optimizer)
-    step = functools.partial(_step, graphdef=graphdef, optimizer=optimizer, kind=kind,
-                             alpha=float(alpha), temperature=float(temperature))
+    step = train_step or make_train_step(graphdef, optimizer, make_recovery_loss(
+        kind, alpha=alpha, temperature=temperature))
     t_graph, t_state = nnx.split(teacher)
-    vocab = student.config.vocab_size
     history = {"loss": [], "ce": [], "kl": [], "alpha": []}
     for i in range(steps):
         window = sample_windows(jax.random.fold_in(key, i), train_tokens, batch_size,
                                 seq_len + 1)
-        inputs, targets = window[:, :-1], window[:, 1:]
-        if kind == "lm":  # the teacher is not needed; zeros keep the step's signature
-            t_logits = jnp.zeros((batch_size, seq_len, vocab), jnp.float32)
-        else:
-            t_logits = _teacher_logits(t_graph, t_state, inputs)
-        state, (loss, aux) = step(state, {"inputs": inputs, "targets": targets,
-                                          "teacher_logits": t_logits})
+        batch = {"ids": window}
+        if kind != "lm":
+            batch["teacher_logits"] = _teacher_logits(t_graph, t_state, window[:, :-1])
+        state, loss, aux = step(state, batch)
         loss = float(loss)
         if not math.isfinite(loss):
             raise ValueError(f"{who}: loss is {loss} at step {i + 1} (kind={kind!r})")

@@ -1,6 +1,8 @@
 """E³-Pruner's mask search: learn which ``k`` of ``L`` layers to keep, model frozen.
 
-Layer ``l`` gets a logit ``θ_l``. Each step draws Gumbel noise, forms the straight-through
+Layer ``l`` gets a logit ``θ_l`` (held in the model's ``LayerGate`` variable, the only thing
+``llm_tools.make_train_step`` trains here: ``init_train_state(..., wrt=LayerGate)``). Each
+step draws Gumbel noise, forms the straight-through
 k-hot mask ``m = ST-top-k(θ + g; t)`` (:func:`~e3_pruner.masks.straight_through_topk_mask`;
 hard in the forward pass, relaxed gradient), runs the frozen model with its residual branches
 gated, ``h ← h + m_l · f_l(h)``, and takes an Adam step on ``θ`` for the calibration objective
@@ -28,13 +30,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import nnx
 
 from e3_pruner.baselines import check_tokens
 from e3_pruner.masks import check_k, relaxed_topk_mask, straight_through_topk_mask
-from llm_tools import Llama, forward
+from llm_tools import (
+    LayerGate,
+    Llama,
+    forward,
+    init_train_state,
+    make_train_step,
+)
+from llm_tools.train import token_logprobs  # not re-exported by llm_tools (yet)
 
-__all__ = ["MaskSearchResult", "anneal_temperature", "search_mask"]
+__all__ = ["MaskSearchResult", "anneal_temperature", "make_search_loss", "search_mask"]
 
 OBJECTIVES = ("kd", "lm")
 ESTIMATORS = ("straight_through", "relaxed")
@@ -69,26 +77,42 @@ def anneal_temperature(step, steps: int, t_start: float, t_end: float):
     return t_start * (t_end / t_start) ** frac
 
 
-def _masked_objective(graphdef, state, theta, tokens, mask, key, t, *, k, objective, estimator):
-    model = nnx.merge(graphdef, state)
-    if estimator == "straight_through":
-        gates = straight_through_topk_mask(key, theta, k, t)
-    else:
-        gates = relaxed_topk_mask(key, theta, k, t)
-    inputs, targets = tokens[:, :-1], tokens[:, 1:]
-    in_mask = mask[:, :-1]
-    weight = (mask[:, :-1] & mask[:, 1:]).astype(jnp.float32)
-    logits = forward(model, inputs, attention_mask=in_mask, gates=gates)[0]
-    log_s = jax.nn.log_softmax(logits, axis=-1)
-    if objective == "lm":
-        per = -jnp.take_along_axis(log_s, targets[..., None], axis=-1)[..., 0]
-    else:
-        dense = jnp.ones_like(theta)
-        teacher = jax.lax.stop_gradient(forward(model, inputs, attention_mask=in_mask,
-                                                gates=dense)[0])
-        log_t = jax.nn.log_softmax(teacher, axis=-1)
-        per = jnp.sum(jnp.exp(log_t) * (log_t - log_s), axis=-1)
-    return jnp.sum(per * weight) / jnp.maximum(jnp.sum(weight), 1.0)
+def make_search_loss(k: int, *, objective: str = "kd", estimator: str = "straight_through"):
+    """``loss_fn(model, batch) -> (loss, aux)`` whose trainable part is ``model.gates = θ``.
+
+    ``batch`` holds ``"tokens"`` ``[B, S]``, ``"mask"`` (bool, False at padding), ``"key"``
+    (the step's Gumbel noise) and ``"temperature"``. The model is run with the sampled k-hot
+    gates; with ``objective="kd"`` the teacher is the same weights with every gate at 1.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"make_search_loss: objective must be one of {OBJECTIVES}, got "
+                         f"{objective!r}")
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"make_search_loss: estimator must be one of {ESTIMATORS}, got "
+                         f"{estimator!r}")
+    sample = straight_through_topk_mask if estimator == "straight_through" else relaxed_topk_mask
+
+    def loss_fn(model, batch):
+        theta = model.gates[...]
+        gates = sample(batch["key"], theta, k, batch["temperature"])
+        tokens, mask = batch["tokens"], batch["mask"]
+        weight = (mask[:, :-1] & mask[:, 1:]).astype(jnp.float32)
+        denom = jnp.maximum(jnp.sum(weight), 1.0)
+        if objective == "lm":
+            lp = token_logprobs(model, tokens, mask, gates=gates)
+            loss = -jnp.sum(lp * weight) / denom
+        else:
+            inputs, in_mask = tokens[:, :-1], mask[:, :-1]
+            log_s = jax.nn.log_softmax(
+                forward(model, inputs, attention_mask=in_mask, gates=gates)[0], axis=-1)
+            teacher = forward(model, inputs, attention_mask=in_mask,
+                              gates=jnp.ones_like(theta))[0]
+            log_t = jax.nn.log_softmax(jax.lax.stop_gradient(teacher), axis=-1)
+            kl = jnp.sum(jnp.exp(log_t) * (log_t - log_s), axis=-1)
+            loss = jnp.sum(kl * weight) / denom
+        return loss, {"gates": gates}
+
+    return loss_fn
 
 
 def search_mask(model: Llama, tokens, k: int, *, key: jax.Array, steps: int = 100,
@@ -157,20 +181,13 @@ def search_mask(model: Llama, tokens, k: int, *, key: jax.Array, steps: int = 10
             raise ValueError(f"{who}: init_logits must be finite with shape ({L},), got "
                              f"{theta.shape}")
 
-    graphdef, state = nnx.split(model)
+    # θ lives in the model's LayerGate variable; only it is trained (the weights are frozen).
     opt = optax.adam(learning_rate)
-
-    def objective_fn(theta, state, batch, bmask, key, t):
-        return _masked_objective(graphdef, state, theta, batch, bmask, key, t, k=k,
-                                 objective=objective, estimator=estimator)
-
-    @jax.jit
-    def step(theta, opt_state, state, batch, bmask, key, t):
-        loss, grad = jax.value_and_grad(objective_fn)(theta, state, batch, bmask, key, t)
-        updates, opt_state = opt.update(grad, opt_state, theta)
-        return optax.apply_updates(theta, updates), opt_state, loss
-
-    opt_state = opt.init(theta)
+    graphdef, state = init_train_state(model, opt, wrt=LayerGate)
+    params = jax.tree.map(lambda _: theta, state.params)
+    state = state._replace(params=params, opt_state=opt.init(params))
+    step = make_train_step(graphdef, opt, make_search_loss(k, objective=objective,
+                                                            estimator=estimator))
     order_key, noise_key = jax.random.split(key)
     rng = np.random.default_rng(np.asarray(jax.random.key_data(order_key)).ravel().tolist())
     perm, pos = rng.permutation(n), 0
@@ -181,9 +198,11 @@ def search_mask(model: Llama, tokens, k: int, *, key: jax.Array, steps: int = 10
         rows = perm[pos:pos + batch_size]
         pos += batch_size
         t = anneal_temperature(i, steps, t_start, t_end)
-        theta, opt_state, loss = step(theta, opt_state, state, tokens[rows], mask[rows],
-                                      jax.random.fold_in(noise_key, i), t)
+        state, loss, _ = step(state, {"tokens": tokens[rows], "mask": mask[rows],
+                                      "key": jax.random.fold_in(noise_key, i),
+                                      "temperature": t})
         loss = float(loss)
+        theta = jax.tree.leaves(state.params)[0]
         if not np.isfinite(loss):
             raise ValueError(f"{who}: the objective is {loss} at step {i + 1}")
         losses.append(loss)

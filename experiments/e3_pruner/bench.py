@@ -4,9 +4,10 @@
         --workdir=/tmp/e3_speed
     python -m experiments.e3_pruner.bench --workdir=/tmp/e3_speed --tier=standard
 
-Both models run through the same llm_tools sampling path (``generate_tokens``: one jitted
-prefill + ``lax.while_loop`` decode, greedy). In one process, alternating dense and pruned,
-``repeats`` times after an untimed warm-up each (compilation):
+Both models run through the same llm_tools sampling engine (``Engine`` + ``generate_tokens``:
+a jitted prefill, then the ``lax.while_loop`` decode in decode layout; greedy). In one
+process, alternating dense and pruned, ``repeats`` times after an untimed warm-up each
+(compilation):
 
 - prefill: ``B`` prompts of ``P`` tokens with ``max_new_tokens = 1`` (prefill + one sample);
   throughput ``B·P / t₁``;
@@ -35,7 +36,14 @@ from flax import nnx
 import e3_pruner as E
 from experiments.config import check, positive
 from experiments.workdir import Workdir
-from llm_tools import Llama, LlamaConfig, find_smollm2, generate_tokens, load_smollm2
+from llm_tools import (
+    Engine,
+    Llama,
+    LlamaConfig,
+    find_smollm2,
+    generate_tokens,
+    load_smollm2,
+)
 
 SMOLLM2_SHAPES = dict(vocab_size=49152, dim=576, n_layers=30, n_heads=9, n_kv_heads=3,
                       hidden_dim=1536, head_dim=64, rope_base=100000.0, norm_eps=1e-5,
@@ -85,7 +93,7 @@ def run(config, workdir) -> dict:
     rng = np.random.default_rng(0)
     prompts = [rng.integers(0, dense.config.vocab_size, config.prompt_tokens).tolist()
                for _ in range(config.batch_size)]
-    models = {"dense": dense, "pruned": pruned}
+    models = {"dense": Engine(dense), "pruned": Engine(pruned)}
     times = {(m, n): [] for m in models for n in (1, config.new_tokens)}
     for m in models:  # warm-up: compile both programs of both models
         for n in (1, config.new_tokens):

@@ -66,7 +66,7 @@ def _train_dense(config, seed: int, workdir: Path):
     overrides = {"seed": seed, "steps": d.steps, "batch_size": d.batch_size,
                  "seq_len": d.seq_len, "learning_rate": d.learning_rate,
                  "warmup_steps": d.warmup_steps, "eval_every": d.steps,
-                 "eval_batches": 4, "checkpoint_every": max(d.steps // 4, 1),
+                 "eval_batches": 4, "checkpoint_every": d.checkpoint_every or d.steps,
                  "max_corpus_bytes": config.max_corpus_bytes,
                  **{f"model.{k}": v for k, v in d.model.items()}}
     train_lm(load_config(_LM_CONFIG, "quick", overrides), dense_dir)
@@ -79,8 +79,15 @@ def recovery_optimizer(config) -> optax.GradientTransformation:
     return optax.adamw(optax.cosine_decay_schedule(r.learning_rate, r.steps), weight_decay=0.0)
 
 
-def run_seed(config, seed: int, workdir: Path, corpus, valid, optimizer=None) -> dict:
-    """One seed's whole pipeline; returns its store's data."""
+def run_seed(config, seed: int, workdir: Path, corpus, valid, optimizer=None,
+             steps: dict | None = None) -> dict:
+    """One seed's whole pipeline; returns its store's data.
+
+    ``steps`` maps a recovery kind to its compiled train step (filled here on first use and
+    shared by every selection and seed: the pruned models all have the same shape).
+    """
+    optimizer = optimizer or recovery_optimizer(config)
+    steps = {} if steps is None else steps
     workdir.mkdir(parents=True, exist_ok=True)
     store = Store(workdir / "store.json")
     dense = _train_dense(config, seed, workdir)
@@ -109,11 +116,12 @@ def run_seed(config, seed: int, workdir: Path, corpus, valid, optimizer=None) ->
         if name in store:
             continue
         pruned = E.prune(dense, store.get(f"select/{sel}")["keep"])
+        if kind not in steps:
+            steps[kind] = E.make_recovery_step(pruned, optimizer, kind, alpha=r.mix_alpha)
         recovered, hist = E.recover(pruned, dense, corpus.train, kind=kind, steps=r.steps,
                                     batch_size=r.batch_size, seq_len=config.seq_len,
-                                    key=jax.random.fold_in(key, 3),
-                                    optimizer=optimizer or recovery_optimizer(config),
-                                    alpha=r.mix_alpha)
+                                    key=jax.random.fold_in(key, 3), optimizer=optimizer,
+                                    alpha=r.mix_alpha, train_step=steps[kind])
         ppl = perplexity(recovered, valid, batch_size=config.eval_batch)
         print(f"seed {seed}: {sel} + {kind}: ppl {ppl:.3f}", flush=True)
         store.set(name, ppl)
@@ -174,8 +182,8 @@ def run(config, workdir) -> dict:
     corpus = stdlib_corpus(config.max_corpus_bytes or None)
     valid = windows(corpus.valid, config.valid_windows, config.seq_len + 1,
                     jax.random.key(10_000))
-    optimizer = recovery_optimizer(config)
-    per_seed = [run_seed(config, s, workdir / f"seed{s}", corpus, valid, optimizer)
+    optimizer, steps = recovery_optimizer(config), {}
+    per_seed = [run_seed(config, s, workdir / f"seed{s}", corpus, valid, optimizer, steps)
                 for s in range(config.seeds)]
     summary = summarize(per_seed, config)
     wd.write_results(summary)

@@ -121,15 +121,19 @@ def run(config, workdir) -> dict:
         opt = optax.adamw(optax.cosine_decay_schedule(r.learning_rate, r.steps),
                           weight_decay=0.0)
         kinds = [x.strip() for x in r.kinds.split(",") if x.strip()]
+        steps = {}
         for method in selection_methods(config):
             for kind in kinds:
                 name = f"{method}/{kind}"
                 if f"ppl_after/{name}" in store:
                     continue
                 pruned = E.prune(dense, store.get(f"select/{method}")["keep"])
+                if kind not in steps:
+                    steps[kind] = E.make_recovery_step(pruned, opt, kind)
                 recovered, _ = E.recover(pruned, dense, train_ids, kind=kind, steps=r.steps,
                                          batch_size=r.batch_size, seq_len=config.seq_len,
-                                         key=jax.random.fold_in(key, 3), optimizer=opt)
+                                         key=jax.random.fold_in(key, 3), optimizer=opt,
+                                         train_step=steps[kind])
                 store.set(f"ppl_after/{name}", perplexity(recovered, valid,
                                                           batch_size=config.eval_batch))
                 acc, _ = accuracy(JaxSampler(recovered, tok), problems, shots,

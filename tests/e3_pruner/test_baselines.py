@@ -11,7 +11,6 @@ from e3_pruner import (
     block_influence_from_hidden,
     calibration_nll,
     last_n_keep,
-    layer_hidden_states,
     prune,
     random_keep,
     select_by_block_influence,
@@ -104,14 +103,6 @@ def test_block_influence_matches_a_numpy_transformer(model, tokens):
     assert np.ptp(bi_hand) > 1e-3  # the layers differ, so a wrong pairing would show
 
 
-def test_layer_hidden_states_are_directions_of_the_residual_stream(model, tokens):
-    xs = numpy_residual_stream(model, np.asarray(tokens)[0])
-    got = np.asarray(layer_hidden_states(model, tokens[:1]))[:, 0]
-    for layer, x in enumerate(xs):
-        want = x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + CFG.norm_eps)
-        np.testing.assert_allclose(got[layer], want, rtol=2e-4, atol=2e-5)
-
-
 def test_block_influence_ignores_padding(model):
     row = jax.random.randint(jax.random.key(5), (1, 6), 0, CFG.vocab_size)
     padded = jnp.concatenate([jnp.zeros((1, 3), row.dtype), row], axis=1)
@@ -200,8 +191,6 @@ def test_bad_inputs(model, tokens):
         block_influence_from_hidden(np.zeros((2, 1, 2, 3)), np.ones((1, 3), bool))
     with pytest.raises(TypeError, match="model must be an llm_tools.Llama"):
         block_influence("model", tokens)
-    with pytest.raises(TypeError, match="model must be an llm_tools.Llama"):
-        layer_hidden_states(None, tokens)
     with pytest.raises(ValueError, match="num_layers must be an int >= 2"):
         last_n_keep(1, 1)
     with pytest.raises(ValueError, match=r"k \(layers kept\) must satisfy 0 < k < L = 8"):

@@ -51,7 +51,7 @@ def test_kinds_share_batches_and_learn(setup):
 def test_recovery_loss_is_a_function_of_model_and_batch(setup):
     teacher, student, stream = setup
     w = jnp.asarray(stream[:17])[None]
-    batch = {"inputs": w[:, :-1], "targets": w[:, 1:], "teacher_logits": teacher(w[:, :-1])}
+    batch = {"ids": w, "teacher_logits": teacher(w[:, :-1])}
     loss, aux = make_recovery_loss("kd")(student, batch)
     assert float(loss) == pytest.approx(float(aux["kl"]), rel=1e-6)
     loss, aux = make_recovery_loss("lm")(student, batch)

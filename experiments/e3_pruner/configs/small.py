@@ -32,7 +32,7 @@ def get_config(variant=None):
         "exhaustive": True,           # calibration KL of every mask (a reference)
         "dense": {
             "steps": 150, "batch_size": 8, "seq_len": 64, "learning_rate": 3e-3,
-            "warmup_steps": 20,
+            "warmup_steps": 20, "checkpoint_every": 0,  # 0: only at the end
             "model": {"dim": 32, "n_layers": 8, "n_heads": 4, "n_kv_heads": 2,
                       "max_seq_len": 128},
         },
@@ -49,6 +49,7 @@ def get_config(variant=None):
             "seeds": 3, "seq_len": 128, "calibration_windows": 32, "valid_windows": 64,
             "search_steps": 150, "search_batch": 8, "random_draws": 2,
             "dense.steps": 600, "dense.batch_size": 16, "dense.seq_len": 128,
+            "dense.checkpoint_every": 200,
             "dense.model.dim": 64, "dense.model.n_layers": 12, "dense.model.max_seq_len": 256,
             "recovery.steps": 80, "recovery.batch_size": 8,
         },
@@ -56,6 +57,7 @@ def get_config(variant=None):
             "seeds": 5, "seq_len": 256, "calibration_windows": 128, "valid_windows": 256,
             "search_steps": 400, "search_batch": 16, "random_draws": 5,
             "dense.steps": 20000, "dense.batch_size": 64, "dense.seq_len": 256,
+            "dense.checkpoint_every": 1000,
             "dense.model.dim": 512, "dense.model.n_layers": 12, "dense.model.n_heads": 8,
             "dense.model.n_kv_heads": 4, "dense.model.max_seq_len": 512,
             "recovery.steps": 1000, "recovery.batch_size": 32,
