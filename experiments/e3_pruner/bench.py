@@ -138,19 +138,18 @@ def run(config, workdir) -> dict:
     return res
 
 
-_WORKDIR = flags.DEFINE_string("workdir", "/tmp/e3_speed", "Output folder.")
-_TIER = flags.DEFINE_enum("tier", "standard", ["quick", "standard", "full"], "Config tier.")
-
-
 def main(argv):
     del argv
     from experiments.config import load_config
 
-    cfg = load_config(Path(__file__).parent / "configs" / "speed.py", _TIER.value)
-    res = run(cfg, _WORKDIR.value)
-    print(Path(_WORKDIR.value, "report.md").read_text())
+    workdir, tier = flags.FLAGS.workdir, flags.FLAGS.tier
+    cfg = load_config(Path(__file__).parent / "configs" / "speed.py", tier)
+    res = run(cfg, workdir)
+    print(Path(workdir, "report.md").read_text())
     return res
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # flags only here: this module is also imported by main/claims
+    flags.DEFINE_string("workdir", "/tmp/e3_speed", "Output folder.")
+    flags.DEFINE_enum("tier", "standard", ["quick", "standard", "full"], "Config tier.")
     app.run(main)

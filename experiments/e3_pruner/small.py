@@ -151,6 +151,15 @@ def summarize(per_seed: list[dict], config) -> dict:
     diffs = np.asarray(after[e3_name]) - np.asarray(after[runner_up])
     same_mask = {m: [d[f"select/{m}"]["keep"] == d["select/e3"]["keep"] for d in per_seed]
                  for m in methods if m != "e3"}
+    # rank (1 = best) of each method's mask among all masks by calibration KL to the dense model
+    kl_rank = {}
+    if config.exhaustive:
+        for m in methods:
+            ranks = []
+            for d in per_seed:
+                order = [keep for keep, _ in d["select/exhaustive"]["all"]]
+                ranks.append(order.index(d[f"select/{m}"]["keep"]) + 1)
+            kl_rank[m] = ranks
     return {
         "held": bool(held),
         "seeds": len(per_seed),
@@ -162,6 +171,8 @@ def summarize(per_seed: list[dict], config) -> dict:
         "runner_up": runner_up,
         "e3_minus_runner_up": mean_ci(diffs),
         "same_mask_as_e3": same_mask,
+        "calibration_kl_rank": kl_rank,
+        "num_masks": len(per_seed[0]["select/exhaustive"]["all"]) if config.exhaustive else None,
         "keeps": {m: [d[f"select/{m}"]["keep"] for d in per_seed] for m in methods},
         "select_seconds": {m: mean_ci([d[f"select/{m}"]["seconds"] for d in per_seed])[0]
                            for m in selection_methods(config)},
@@ -205,9 +216,12 @@ def _report(s: dict) -> str:
     for name, (m, h) in sorted(s["ppl_after"].items(), key=lambda kv: kv[1][0]):
         sel, kind = name.split("/")
         lines.append(f"| {sel} | {kind} | {m:.3f} ± {h:.3f} |")
-    lines += ["", "| selection | ppl before recovery |", "|---|---|"]
+    lines += ["", "| selection | ppl before recovery | calibration-KL rank of its mask, per seed |",
+              "|---|---|---|"]
     for name, (m, h) in sorted(s["ppl_before"].items(), key=lambda kv: kv[1][0]):
-        lines.append(f"| {name} | {m:.3f} ± {h:.3f} |")
+        lines.append(f"| {name} | {m:.3f} ± {h:.3f} | {s['calibration_kl_rank'].get(name, '')} |")
+    if s["num_masks"]:
+        lines.append(f"\nRanks are among all {s['num_masks']} masks (1 = lowest calibration KL).")
     d, h = s["e3_minus_runner_up"]
     lines += ["", f"Held: **{s['held']}** (E³ = e3 mask + ekd; runner-up {s['runner_up']}; "
               f"paired difference {d:+.4f} ± {h:.4f}).", "",

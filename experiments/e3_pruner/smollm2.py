@@ -57,6 +57,7 @@ def summarize(store: dict, config) -> dict:
         "ppl": ppl, "accuracy": acc, "runner_up": runner_up,
         "random_ppl_mean": mean_ci([ppl[m] for m in methods if m.startswith("random_")])[0],
         "keeps": {m: store[f"select/{m}"]["keep"] for m in methods},
+        "calibration_nll": {m: store[f"cal_nll/{m}"] for m in methods},
         "select_seconds": {m: store[f"select/{m}"]["seconds"] for m in methods},
         "arithmetic_problems": config.arithmetic_problems,
         "calibration_tokens": config.calibration_windows * config.seq_len,
@@ -112,7 +113,11 @@ def run(config, workdir) -> dict:
         if f"select/{method}" not in store:
             store.set(f"select/{method}", select_layers(
                 method, dense, cal, k, key=jax.random.fold_in(key, 2), config=config))
-        score(method, E.prune(dense, store.get(f"select/{method}")["keep"]))
+        pruned = E.prune(dense, store.get(f"select/{method}")["keep"])
+        if f"cal_nll/{method}" not in store:
+            store.set(f"cal_nll/{method}", E.calibration_nll(pruned, cal,
+                                                              batch_size=config.eval_batch))
+        score(method, pruned)
     store.set("k", k)
     store.set("L", L)
 
@@ -153,10 +158,12 @@ def _report(s: dict) -> str:
              f"Keep {s['k']} of {s['L']} layers. Calibration {s['calibration_tokens']} tokens, "
              f"held-out {s['valid_tokens']} tokens, {s['arithmetic_problems']} arithmetic "
              "problems.", "",
-             "| model | kept layers | held-out ppl | arithmetic accuracy |", "|---|---|---|---|",
-             f"| dense | all | {s['dense_ppl']:.3f} | {s['dense_accuracy']:.3f} |"]
+             "| model | kept layers | calibration NLL | held-out ppl | arithmetic accuracy |",
+             "|---|---|---|---|---|",
+             f"| dense | all | | {s['dense_ppl']:.3f} | {s['dense_accuracy']:.3f} |"]
     for m in sorted(s["ppl"], key=s["ppl"].get):
-        lines.append(f"| {m} | {s['keeps'][m]} | {s['ppl'][m]:.3f} | {s['accuracy'][m]:.3f} |")
+        lines.append(f"| {m} | {s['keeps'][m]} | {s['calibration_nll'][m]:.4f} | "
+                     f"{s['ppl'][m]:.3f} | {s['accuracy'][m]:.3f} |")
     lines += ["", f"Held: **{s['held']}** (runner-up: {s['runner_up']}).", "",
               "![perplexity and accuracy](smollm2.png)", ""]
     return "\n".join(lines)

@@ -69,6 +69,7 @@ def _table(after, before=None):
         for m in ("e3", "block_influence", "sleb", "last_n", "random_0", "exhaustive"):
             d[f"ppl_before/{m}"] = (before or {}).get(m, 9.0)
             d[f"select/{m}"] = {"keep": [0, 1, 2, 3, 4, 5], "seconds": 1.0}
+        d["select/exhaustive"]["all"] = [[[0, 1, 2, 3, 4, 5], 0.1], [[0, 1, 2, 3, 4, 6], 0.2]]
         per_seed.append(d)
     return per_seed
 
@@ -81,6 +82,7 @@ def test_small_claim_logic_on_hand_made_tables():
     won = dict(base, **{"e3/ekd": [6.5, 7.3, 6.6]})
     s = small.summarize(_table(won), cfg)
     assert s["held"] and claims.decide_small(s)
+    assert s["calibration_kl_rank"]["e3"] == [1, 1, 1] and s["num_masks"] == 2
     assert s["runner_up"] in names and s["ppl_after"]["e3/ekd"][0] == pytest.approx(6.8)
     # paired difference vs the runner-up: mean of (6.5-7.0, 7.3-7.2, 6.6-7.1) = -0.3
     assert s["e3_minus_runner_up"][0] == pytest.approx(-0.3)

@@ -22,7 +22,7 @@ def get_config(variant=None):
         "calibration_windows": 8,
         "valid_windows": 16,
         "eval_batch": 16,
-        "search_steps": 20,
+        "search_steps": 15,
         "search_batch": 4,
         "search_lr": 0.1,
         "t_start": 1.0,
@@ -31,13 +31,14 @@ def get_config(variant=None):
         "random_draws": 1,
         "exhaustive": True,           # calibration KL of every mask (a reference)
         "dense": {
-            "steps": 150, "batch_size": 8, "seq_len": 64, "learning_rate": 3e-3,
+            "steps": 100, "batch_size": 8, "seq_len": 64, "learning_rate": 3e-3,
             "warmup_steps": 20, "checkpoint_every": 0,  # 0: only at the end
             "model": {"dim": 32, "n_layers": 8, "n_heads": 4, "n_kv_heads": 2,
                       "max_seq_len": 128},
         },
         "recovery": {
-            "steps": 10, "batch_size": 4, "learning_rate": 1e-3,
+            "steps": 6, "batch_size": 4,
+            "learning_rate": 3e-4,    # ~10% of the dense peak: repair, not retrain
             "kinds": "lm,kd,ekd",     # applied to every selection
             "e3_mix": True,           # and the fixed 50/50 mix on the E³ mask (ablation)
             "mix_alpha": 0.5,
@@ -48,8 +49,8 @@ def get_config(variant=None):
         "standard": {
             "seeds": 3, "seq_len": 128, "calibration_windows": 32, "valid_windows": 64,
             "search_steps": 150, "search_batch": 8, "random_draws": 2,
-            "dense.steps": 600, "dense.batch_size": 16, "dense.seq_len": 128,
-            "dense.checkpoint_every": 200,
+            "dense.steps": 1000, "dense.batch_size": 16, "dense.seq_len": 128,
+            "dense.checkpoint_every": 250,
             "dense.model.dim": 64, "dense.model.n_layers": 12, "dense.model.max_seq_len": 256,
             "recovery.steps": 80, "recovery.batch_size": 8,
         },

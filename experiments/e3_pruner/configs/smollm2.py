@@ -31,8 +31,8 @@ def get_config(variant=None):
         "t_end": 0.05,
         "search_objective": "kd",
         "random_draws": 1,
-        "arithmetic_problems": 4,
-        "answer_tokens": 24,
+        "arithmetic_problems": 2,
+        "answer_tokens": 12,
         "recovery": {"steps": 0, "batch_size": 8, "learning_rate": 5e-5,
                      "kinds": "lm,kd,ekd"},
     }
@@ -40,7 +40,7 @@ def get_config(variant=None):
         "quick": {},
         "standard": {
             "text_bytes": 2_000_000, "seq_len": 128, "calibration_windows": 8,
-            "valid_windows": 32, "search_steps": 60, "search_batch": 2, "random_draws": 2,
+            "valid_windows": 32, "search_steps": 100, "search_batch": 2, "random_draws": 2,
             "arithmetic_problems": 64, "answer_tokens": 32,
         },
         "full": {

@@ -15,9 +15,9 @@ def get_config(variant=None):
     base = {
         "experiment": "speed",
         "batch_size": 1,
-        "prompt_tokens": 64,
-        "new_tokens": 16,
-        "repeats": 3,
+        "prompt_tokens": 32,
+        "new_tokens": 8,
+        "repeats": 2,
         "prune_fraction": 0.25,
         "keep": "",                  # comma-separated layer indices; "" = the first 22 of 30
         "random_weights": False,     # SmolLM2 shapes with random weights (speed is the same)
