@@ -48,11 +48,11 @@ def get_config(variant=None):
         "quick": {"max_corpus_bytes": 2_000_000},
         "standard": {
             "seeds": 3, "seq_len": 128, "calibration_windows": 32, "valid_windows": 64,
-            "search_steps": 150, "search_batch": 8, "random_draws": 2,
-            "dense.steps": 1000, "dense.batch_size": 16, "dense.seq_len": 128,
+            "search_steps": 150, "search_batch": 8, "random_draws": 1,
+            "dense.steps": 500, "dense.batch_size": 16, "dense.seq_len": 128,
             "dense.checkpoint_every": 250,
             "dense.model.dim": 64, "dense.model.n_layers": 12, "dense.model.max_seq_len": 256,
-            "recovery.steps": 80, "recovery.batch_size": 8,
+            "recovery.steps": 40, "recovery.batch_size": 8,
         },
         "full": {
             "seeds": 5, "seq_len": 256, "calibration_windows": 128, "valid_windows": 256,

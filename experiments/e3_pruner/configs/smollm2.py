@@ -39,9 +39,9 @@ def get_config(variant=None):
     tiers = {
         "quick": {},
         "standard": {
-            "text_bytes": 2_000_000, "seq_len": 128, "calibration_windows": 8,
-            "valid_windows": 32, "search_steps": 100, "search_batch": 2, "random_draws": 2,
-            "arithmetic_problems": 64, "answer_tokens": 32,
+            "text_bytes": 2_000_000, "seq_len": 128, "calibration_windows": 4,
+            "valid_windows": 32, "search_steps": 80, "search_batch": 2, "random_draws": 2,
+            "arithmetic_problems": 48, "answer_tokens": 24,
         },
         "full": {
             "text_bytes": 0, "seq_len": 512, "calibration_windows": 128,
