@@ -105,6 +105,14 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         stdlib_corpus,
         stdlib_files,
     )
+    from llm_tools.engine import (  # noqa: F401
+        DecodeWeights,
+        Engine,
+        GenerationOutput,
+        decode_weights,
+        generate_tokens,
+        plan_sources,
+    )
     from llm_tools.fetch import (  # noqa: F401
         fetch_smollm2,
         find_smollm2,
@@ -132,14 +140,6 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         Sampler,
         Score,
         sample_key,
-    )
-    from llm_tools.engine import (  # noqa: F401
-        DecodeWeights,
-        Engine,
-        GenerationOutput,
-        decode_weights,
-        generate_tokens,
-        plan_sources,
     )
     from llm_tools.sampling import (  # noqa: F401
         sample_logits,

@@ -196,7 +196,7 @@ def test_store_and_windows(tmp_path):
 def test_bad_configs(tmp_path):
     with pytest.raises(Exception, match="prune_fraction"):
         small.run(load_config(SMALL, "quick", {"prune_fraction": 1.0}), tmp_path)
-    with pytest.raises(ValueError, match="exceeds dense.model.max_seq_len"):
+    with pytest.raises(ValueError, match=r"config.seq_len \+ 1 must be <= config.dense.model"):
         small.run(load_config(SMALL, "quick", {"seq_len": 200}), tmp_path)
     with pytest.raises(Exception, match="search_steps"):
         smollm2.run(load_config(SMOLLM2, "quick", {"search_steps": 0}), tmp_path)

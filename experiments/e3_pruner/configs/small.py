@@ -6,10 +6,62 @@
         --config=experiments/e3_pruner/configs/small.py:standard --workdir=/tmp/e3_small_std
 
 Resumes from ``--workdir`` (dense training checkpoints; every finished selection, evaluation
-and recovery). Writes results.json, report.md, ppl_after.png, mask_search.png.
+and recovery). Writes results.json, report.md, ppl_after.png, mask_search.png. A restart may
+change only ``seeds`` (more seeds add runs; finished seeds are kept).
 """
 
-from experiments.config import tiered
+from experiments.config import (
+    ConfigError,
+    comma_list,
+    in_range,
+    non_negative,
+    one_of,
+    positive,
+    tiered,
+)
+
+RULES = {
+    "experiment": one_of("small"), "seeds": positive, "max_corpus_bytes": non_negative,
+    "prune_fraction": in_range(0.0, 1.0, closed=False), "seq_len": positive,
+    "calibration_windows": positive, "valid_windows": positive, "eval_batch": positive,
+    "search_steps": positive, "search_batch": positive, "search_lr": positive,
+    "t_start": positive, "t_end": positive, "search_objective": one_of("kd", "lm"),
+    "random_draws": non_negative,
+    "dense.steps": positive, "dense.batch_size": positive, "dense.seq_len": positive,
+    "dense.learning_rate": positive, "dense.warmup_steps": non_negative,
+    "dense.checkpoint_every": non_negative, "dense.model.dim": positive,
+    "dense.model.n_layers": positive, "dense.model.n_heads": positive,
+    "dense.model.n_kv_heads": positive, "dense.model.max_seq_len": positive,
+    "recovery.steps": positive, "recovery.batch_size": positive,
+    "recovery.learning_rate": positive, "recovery.kinds": comma_list("lm", "kd", "mix", "ekd"),
+    "recovery.mix_alpha": in_range(0.0, 1.0),
+}
+
+RESUME_ALLOW = ("seeds",)
+
+
+def validate(config) -> None:
+    """Checks across keys (``RULES`` check each value on its own)."""
+    m = config.dense.model
+    for name in ("seq_len", "dense.seq_len"):
+        value = config.seq_len if name == "seq_len" else config.dense.seq_len
+        if value + 1 > m.max_seq_len:
+            raise ConfigError(f"config.{name} + 1 must be <= config.dense.model.max_seq_len "
+                              f"({m.max_seq_len}), got {value + 1}")
+    if config.search_batch > config.calibration_windows:
+        raise ConfigError(f"config.search_batch must be <= config.calibration_windows "
+                          f"({config.calibration_windows}), got {config.search_batch}")
+    dropped = int(round(config.prune_fraction * m.n_layers))
+    if not 0 < dropped < m.n_layers:
+        raise ConfigError(f"config.prune_fraction must remove between 1 and "
+                          f"{m.n_layers - 1} of the {m.n_layers} layers, got "
+                          f"{config.prune_fraction} ({dropped} layers)")
+    from llm_tools.tiny import tiny_config
+
+    try:
+        tiny_config(**dict(m))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"config.dense.model: {e}") from e
 
 
 def get_config(variant=None):

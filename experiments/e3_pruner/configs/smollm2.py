@@ -10,7 +10,37 @@ The full tier adds recovery (LM, KD, entropy-aware KD) of every pruned model; it
 a GPU. Resumes from ``--workdir``. Writes results.json, report.md, smollm2.png.
 """
 
-from experiments.config import tiered
+from experiments.config import (
+    ConfigError,
+    comma_list,
+    in_range,
+    non_negative,
+    one_of,
+    positive,
+    tiered,
+)
+
+RULES = {
+    "experiment": one_of("smollm2"), "seed": non_negative, "max_seq_len": positive,
+    "text_bytes": non_negative, "prune_fraction": in_range(0.0, 1.0, closed=False),
+    "seq_len": positive, "calibration_windows": positive, "valid_windows": positive,
+    "eval_batch": positive, "search_steps": positive, "search_batch": positive,
+    "search_lr": positive, "t_start": positive, "t_end": positive,
+    "search_objective": one_of("kd", "lm"), "random_draws": non_negative,
+    "arithmetic_problems": positive, "answer_tokens": positive,
+    "recovery.steps": non_negative, "recovery.batch_size": positive,
+    "recovery.learning_rate": positive, "recovery.kinds": comma_list("lm", "kd", "mix", "ekd"),
+}
+
+
+def validate(config) -> None:
+    """Checks across keys (``RULES`` check each value on its own)."""
+    if config.seq_len + 1 > config.max_seq_len:
+        raise ConfigError(f"config.seq_len + 1 must be <= config.max_seq_len "
+                          f"({config.max_seq_len}), got {config.seq_len + 1}")
+    if config.search_batch > config.calibration_windows:
+        raise ConfigError(f"config.search_batch must be <= config.calibration_windows "
+                          f"({config.calibration_windows}), got {config.search_batch}")
 
 
 def get_config(variant=None):

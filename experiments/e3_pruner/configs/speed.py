@@ -5,10 +5,24 @@
     python -m experiments.e3_pruner.main \
         --config=experiments/e3_pruner/configs/speed.py:standard --workdir=/tmp/e3_speed_std
 
-Writes results.json and report.md. The full tier is sized for a GPU.
+Writes results.json and report.md. The full tier is sized for a GPU. Nothing is resumed
+(the timings are remade), so a restart may change ``repeats``.
 """
 
-from experiments.config import tiered
+import re
+
+from experiments.config import Rule, at_least, in_range, one_of, positive, tiered
+
+RULES = {
+    "experiment": one_of("speed"), "batch_size": positive, "prompt_tokens": positive,
+    "new_tokens": at_least(2), "repeats": positive,
+    "prune_fraction": in_range(0.0, 1.0, closed=False),
+    "keep": Rule("comma-separated layer indices or empty",
+                 lambda v: re.fullmatch(r"(\d+(,\d+)*)?", v) is not None,
+                 lambda cur: "1,x"),
+}
+
+RESUME_ALLOW = ("repeats",)
 
 
 def get_config(variant=None):
