@@ -2,7 +2,8 @@
 
 Sampling with temperature ``τ``: ``y ~ softmax(z / τ)`` restricted to the top-k set and the
 nucleus (the smallest set of most likely tokens whose probability reaches ``p``), drawn by the
-Gumbel-max trick ``argmax(z/τ + G)``; ``τ = 0`` is greedy ``argmax z`` and draws no noise.
+Gumbel-max trick ``argmax(z/τ + G)`` over the kept tokens, or without truncation by an
+inverse-CDF draw; ``τ = 0`` is greedy ``argmax z`` and draws no noise.
 
 The top-k/top-p set is found among the ``cap`` (default 256) largest logits by
 ``lax.top_k`` instead of sorting the whole vocabulary each step; the softmax normaliser is
@@ -14,6 +15,7 @@ References:
   Holtzman et al., "The Curious Case of Neural Text Degeneration", ICLR 2020 (top-p).
   Fan et al., "Hierarchical Neural Story Generation", ACL 2018 (top-k).
   Gumbel, 1954; Maddison et al., "A* Sampling", NeurIPS 2014 (the Gumbel-max trick).
+  Devroye, "Non-Uniform Random Variate Generation", 1986, ch. 2 (inversion).
 """
 
 from __future__ import annotations
@@ -147,7 +149,8 @@ def sample_step(keys: jax.Array, logits: jax.Array, temperature: jax.Array,
     """Draws one token per row and its log-probability at the sampling temperature.
 
     Row ``b`` with ``τ_b = 0`` is greedy, ``argmax z``; with ``τ_b > 0`` and no truncation it
-    is Gumbel-max over the vocabulary, ``argmax_v (z_v/τ + G_v)``; with top-k/top-p it is
+    is an inverse-CDF draw from ``softmax(z/τ)`` (a block of 256 tokens by its mass, then a
+    token in it: two uniforms per row); with top-k/top-p it is
     Gumbel-max over the kept ranks, ``argmax_j (r_j + G_j)`` for ``r`` the descending scaled
     logits: the ``cap`` candidates of ``lax.top_k`` when the kept set fits in them, else (some
     row overflows, :func:`truncation_mask`) a full stable sort for that row. The noise of rank
@@ -166,8 +169,7 @@ def sample_step(keys: jax.Array, logits: jax.Array, temperature: jax.Array,
         sampled = t > 0
         trunc = sampled & ((top_k > 0) | (top_p < 1))
         if use_plain:
-            plain = jnp.argmax(z + _gumbel_rows(keys, V), axis=-1).astype(jnp.int32)
-            tok = jnp.where(sampled & ~trunc, plain, tok)
+            tok = jnp.where(sampled & ~trunc, _inverse_cdf(keys, z, lse), tok)
         if use_trunc:
             M = min(int(cap), V)
             desc, order = jax.lax.top_k(z, M)
@@ -180,6 +182,25 @@ def sample_step(keys: jax.Array, logits: jax.Array, temperature: jax.Array,
             tok = jnp.where(trunc, ranked, tok)
     lp = jnp.take_along_axis(z, tok[:, None], -1)[:, 0] - lse
     return tok, lp
+
+
+def _inverse_cdf(keys, z, lse, block: int = 256):
+    """One exact draw per row from ``softmax(z)`` by a two-level inverse CDF: a block of
+    ``block`` tokens with probability its mass, then a token within it (two uniforms per row
+    instead of ``V`` Gumbel variates)."""
+    B, V = z.shape
+    nb = -(-V // block)
+    p = jnp.exp(z - lse[:, None])
+    p = jnp.pad(p, ((0, 0), (0, nb * block - V))).reshape(B, nb, block)
+    u = 1.0 - jax.vmap(lambda k: jax.random.uniform(k, (2,)))(keys)  # in (0, 1]
+
+    def pick(w, u):  # first index whose cumulative weight reaches u * total (> 0 weight)
+        c = jnp.cumsum(w, axis=-1)
+        return jnp.minimum(jnp.sum(c < u[:, None] * c[:, -1:], axis=-1), w.shape[-1] - 1)
+
+    blk = pick(p.sum(-1), u[:, 0])
+    inner = jnp.take_along_axis(p, blk[:, None, None], axis=1)[:, 0]
+    return (blk * block + pick(inner, u[:, 1])).astype(jnp.int32)
 
 
 def _full_sort_rows(keys, z, lse, top_p, top_k, over, tok):
@@ -207,7 +228,8 @@ def sample_logits(key: jax.Array, logits: jax.Array, temperature: jax.Array | fl
     """Draws one token per row from ``logits [B, V]`` (one key per row, ``[B]`` keys).
 
     Greedy where ``temperature == 0``; otherwise as :func:`sample_step` (Gumbel-max over the
-    top-k/top-p kept set of ``z / τ``, on ``cap`` candidates with an exact fallback).
+    top-k/top-p kept set of ``z / τ``, on ``cap`` candidates with an exact fallback; an
+    inverse-CDF draw without truncation).
     ``use_top_p=False`` / ``use_top_k=False`` ignore that truncation.
     """
     logits = jnp.asarray(logits, jnp.float32)
