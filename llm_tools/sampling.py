@@ -150,12 +150,14 @@ def sample_step(keys: jax.Array, logits: jax.Array, temperature: jax.Array,
 
     Row ``b`` with ``τ_b = 0`` is greedy, ``argmax z``; with ``τ_b > 0`` and no truncation it
     is an inverse-CDF draw from ``softmax(z/τ)`` (a block of 256 tokens by its mass, then a
-    token in it: two uniforms per row); with top-k/top-p it is
-    Gumbel-max over the kept ranks, ``argmax_j (r_j + G_j)`` for ``r`` the descending scaled
-    logits: the ``cap`` candidates of ``lax.top_k`` when the kept set fits in them, else (some
-    row overflows, :func:`truncation_mask`) a full stable sort for that row. The noise of rank
-    ``j`` is the same in both, and a row's token depends on its own key, logits and
-    parameters only. The logprob is ``log softmax(z/τ)_y`` (``τ = 1`` where greedy).
+    token in it: two uniforms per row); with top-k/top-p it is Gumbel-max over the kept
+    ranks, ``argmax_j (r_j + G_j)`` for ``r`` the descending scaled logits: on the ``cap``
+    candidates of ``lax.top_k`` when the kept set fits in them; else (the row overflows,
+    :func:`truncation_mask`) that row alone is redone on the 4096 largest logits, or by a
+    full stable sort if the set does not fit there either. The noise of rank ``j`` is the
+    same in all three, so the token is the full-sort token, and a row's token depends on its
+    own key, logits and parameters only. The logprob is ``log softmax(z/τ)_y`` (``τ = 1``
+    where greedy).
 
     ``all_greedy`` skips the noise entirely; ``use_plain`` / ``use_trunc`` say whether any
     row needs the untruncated / truncated sampler (static, so unused paths are not compiled).
@@ -203,21 +205,32 @@ def _inverse_cdf(keys, z, lse, block: int = 256):
     return (blk * block + pick(inner, u[:, 1])).astype(jnp.int32)
 
 
-def _full_sort_rows(keys, z, lse, top_p, top_k, over, tok):
-    """Re-samples the rows flagged ``over`` by a full stable sort, one row at a time (a
-    ``while`` loop over just those rows, so a step pays one row-sort per overflowing row)."""
+def _full_sort_rows(keys, z, lse, top_p, top_k, over, tok, wide: int = 4096):
+    """Re-samples the rows flagged ``over``, one row at a time (a ``while`` loop over just
+    those rows): on the ``wide`` largest logits if the kept set fits there, else by a full
+    stable sort. Same ranked noise as the capped path, so the token equals the full-sort one.
+    """
     B, V = z.shape
     rows = jnp.nonzero(over, size=B, fill_value=0)[0]
+
+    def ranked(desc, order, r):
+        keep = _ranked_keep(desc[None], lse[r][None], top_p[r][None], top_k[r][None])[0]
+        noise = jax.random.gumbel(keys[r], (desc.shape[0],))
+        return order[jnp.argmax(jnp.where(keep, desc + noise, -jnp.inf))].astype(jnp.int32)
 
     def body(i, tok):
         r = rows[i]
         zr = z[r]
-        order = jnp.argsort(-zr, stable=True)
-        desc = zr[order]
-        keep = _ranked_keep(desc[None], lse[r][None], top_p[r][None], top_k[r][None])[0]
-        noise = jax.random.gumbel(keys[r], (V,))
-        choice = jnp.argmax(jnp.where(keep, desc + noise, -jnp.inf))
-        return tok.at[r].set(order[choice].astype(jnp.int32))
+
+        def full():
+            order = jnp.argsort(-zr, stable=True)
+            return ranked(zr[order], order, r)
+
+        if wide >= V:
+            return tok.at[r].set(full())
+        desc, order = jax.lax.top_k(zr, wide)
+        still = _overflow(desc[None], lse[r][None], top_p[r][None], top_k[r][None], V)[0]
+        return tok.at[r].set(jax.lax.cond(still, full, lambda: ranked(desc, order, r)))
 
     return jax.lax.fori_loop(0, jnp.sum(over), body, tok)
 

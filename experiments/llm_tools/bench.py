@@ -19,7 +19,8 @@ absolute times mean little.
    continuation, with 1 and 32 new tokens (T=1); the 32 share one prefill. The same 32
    without sharing (every row prefilled alone, as before the engine) for reference.
 3. ``scoring``: ``logprobs_ids`` of 32 sequences of 512 tokens in a fresh process: wall time
-   and peak RSS (``ru_maxrss``) above the RSS after loading the model.
+   and peak RSS during the warm call (``VmHWM``, reset through ``/proc/self/clear_refs``)
+   against the RSS after loading the model.
 4. ``training``: tokens/s of the small byte-level LM (AdamW, batch 16 x 128).
 
 Writes ``results.json`` and ``report.md`` into ``--workdir``.
@@ -218,26 +219,34 @@ def resample(prefix_tokens, repeats, random_weights=False, dtype="float32") -> d
     return out
 
 
+def _status_mb(field: str) -> float:
+    """``VmRSS`` / ``VmHWM`` (peak) of this process from ``/proc/self/status``, in MB."""
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")  # pragma: no cover
+
+
 def _score_child(random_weights: bool, dtype: str, batch: int, length: int) -> None:
     """Runs in a fresh process: prints JSON with the time and RSS of one scoring call."""
-    import resource
-
     model, tokenizer, _, _ = _models(length + 16, True, random_weights, dtype)
     from llm_tools import ByteTokenizer, JaxSampler
 
     lm = JaxSampler(model, tokenizer or ByteTokenizer(), dtype=dtype)
     seqs = _prompts(tokenizer, batch, length, seed=2)
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    times = []
+    times, peaks = [], []
+    rss0 = _status_mb("VmRSS")
     for _ in range(2):  # the first call compiles
+        with open("/proc/self/clear_refs", "w") as f:  # reset the peak (VmHWM) to the RSS now
+            f.write("5")
         t0 = time.perf_counter()
         scores = lm.logprobs_ids([s[:1] for s in seqs], [s[1:] for s in seqs])
         times.append(time.perf_counter() - t0)
-    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peaks.append(_status_mb("VmHWM"))
     assert len(scores) == batch and all(np.isfinite(s.total) for s in scores)
     print(json.dumps({"seconds_warm": times[-1], "seconds_first": times[0],
-                      "rss_after_load_mb": rss0, "peak_rss_mb": rss1,
-                      "peak_above_load_mb": rss1 - rss0,
+                      "rss_after_load_mb": rss0, "peak_rss_mb": peaks[-1],
+                      "peak_above_load_mb": peaks[-1] - rss0,
                       "logits_if_materialized_mb": batch * length * model.config.vocab_size
                       * 4 / 2**20}))
 
@@ -312,8 +321,9 @@ def report(results) -> str:
     if sc:
         lines += ["", f"## Scoring ({sc['batch']} x {sc['length']} tokens, fresh process)", "",
                   f"Warm call {sc['seconds_warm']:.2f} s (first, compiling, "
-                  f"{sc['seconds_first']:.2f} s); peak RSS {sc['peak_rss_mb']:.0f} MB, "
-                  f"{sc['peak_above_load_mb']:.0f} MB above the RSS after loading the model "
+                  f"{sc['seconds_first']:.2f} s); peak RSS during the call "
+                  f"{sc['peak_rss_mb']:.0f} MB, {sc['peak_above_load_mb']:.0f} MB above the "
+                  f"RSS after loading the model ({sc['rss_after_load_mb']:.0f} MB) "
                   f"(full [B, T, V] fp32 logits would be {sc['logits_if_materialized_mb']:.0f} "
                   f"MB). Load: {sc['load_before'].split('average:')[-1].strip()}."]
     t = results.get("training")
