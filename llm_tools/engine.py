@@ -420,8 +420,8 @@ class Engine:
         if not isinstance(model, Llama):
             raise TypeError(f"Engine.update_weights: model must be a Llama, got "
                             f"{type(model).__name__}")
-        if model.config.replace(max_seq_len=self.config.max_seq_len) != self.config.replace(
-                max_seq_len=self.config.max_seq_len):
+        same = dict(max_seq_len=self.config.max_seq_len, remat=False)
+        if model.config.replace(**same) != self.config.replace(**same):
             raise ValueError(f"Engine.update_weights: model config {model.config} differs from "
                              f"the engine's {self.config}")
         self._graphdef, self._state = nnx.split(model)
