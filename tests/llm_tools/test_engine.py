@@ -213,6 +213,21 @@ def test_update_weights_changes_samples_without_recompiling(model):
     assert model(jnp.asarray([[1, 2]])).shape == (1, 2, 40)  # the old model is still usable
 
 
+def test_bfloat16_engine_close_to_float32(model):
+    from llm_tools.engine import default_dtype
+
+    assert default_dtype() == ("float32" if jax.default_backend() == "cpu" else "bfloat16")
+    prompt = [[4, 8, 15, 16, 23]]
+    keys = jax.random.split(jax.random.key(0), 1)
+    kw = dict(max_new_tokens=6, temperature=0.0)
+    a = generate_tokens(Engine(model, dtype="float32"), prompt, keys, **kw)
+    b = generate_tokens(Engine(model, dtype="bfloat16"), prompt, keys, **kw)
+    assert Engine(model, dtype="bfloat16").weights.head.dtype == jnp.bfloat16
+    n = int(np.argmax(a.tokens[0] != b.tokens[0])) if (a.tokens != b.tokens).any() else 6
+    assert n >= 2  # the first tokens agree; logprobs of agreeing tokens within bf16 error
+    np.testing.assert_allclose(a.logprobs[0, :n], b.logprobs[0, :n], atol=0.1)
+
+
 def test_bad_engine_inputs(model):
     with pytest.raises(TypeError, match="Engine: model must be a Llama, got str"):
         Engine("model")
