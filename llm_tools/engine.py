@@ -92,8 +92,7 @@ class DecodeWeights(NamedTuple):
     layers: tuple[LayerWeights, ...]
 
 
-@functools.partial(jax.jit, static_argnames=("dtype", "tied"))
-def _convert(p, *, dtype, tied):
+def _convert_impl(p, *, dtype, tied):
     dt = jnp.dtype(dtype)
     g = p["gates"].astype(jnp.float32)
     layers = []
@@ -110,16 +109,30 @@ def _convert(p, *, dtype, tied):
                          p["final_norm"].astype(jnp.float32), tuple(layers))
 
 
+_convert = jax.jit(_convert_impl, static_argnames=("dtype", "tied"))
+
+
+@functools.partial(jax.jit, static_argnames=("dtype", "tied"), donate_argnames=("old",),
+                   keep_unused=True)
+def _convert_into(p, old, *, dtype, tied):
+    """As ``_convert``, donating the previous decode weights so the refresh reuses them."""
+    del old
+    return _convert_impl(p, dtype=dtype, tied=tied)
+
+
 def default_dtype() -> str:
     """``"bfloat16"`` on accelerators, ``"float32"`` on CPU (where bf16 matmuls are slow)."""
     return "float32" if jax.default_backend() == "cpu" else "bfloat16"
 
 
-def decode_weights(model: Llama, dtype: str | None = None) -> DecodeWeights:
+def decode_weights(model: Llama, dtype: str | None = None, *,
+                   previous: DecodeWeights | None = None) -> DecodeWeights:
     """The model's weights in decode layout, cast to ``dtype`` (default :func:`default_dtype`).
 
     One jitted conversion (compiled once per shape), so refreshing it after a training step
-    costs one pass over the weights and no recompilation of the decode loop.
+    costs one pass over the weights and no recompilation of the decode loop. ``previous``
+    (decode weights of the same shapes, no longer used afterwards) is donated: the new
+    weights are written into its buffers instead of doubling the memory.
     """
     if not isinstance(model, Llama):
         raise TypeError(f"decode_weights: model must be a Llama, got {type(model).__name__}")
@@ -132,6 +145,8 @@ def decode_weights(model: Llama, dtype: str | None = None) -> DecodeWeights:
     tied = model.lm_head is None
     if not tied:
         p["lm_head"] = model.lm_head[...]
+    if previous is not None:
+        return _convert_into(p, previous, dtype=dtype, tied=tied)
     return _convert(p, dtype=dtype, tied=tied)
 
 
@@ -280,6 +295,23 @@ def _layer_step(h, lw, kp, vp, pmask, ks, vs, cos, sin, j, c: LlamaConfig, dims:
     return h, ks, vs
 
 
+def _step(dw, kp, vp, pmask, ks, vs, prev, positions, j, c, dims):
+    """One decode step of every row: feeds ``prev`` at ``positions``, writes suffix slot
+    ``j`` of every layer; returns ``(logits [B, V] fp32, ks, vs)``."""
+    dt = dw.head.dtype
+    cos, sin = _rope_tables(positions, c.head_dim, c.rope_base)
+    h = dw.embed[prev].astype(jnp.float32)
+    new_ks, new_vs = [], []
+    for layer in range(c.n_layers):
+        h, k_l, v_l = _layer_step(h, dw.layers[layer], kp[layer], vp[layer], pmask, ks[layer],
+                                  vs[layer], cos, sin, j, c, dims, dt)
+        new_ks.append(k_l)
+        new_vs.append(v_l)
+    h = _rms(h, dw.final_norm, c.norm_eps).astype(dt)
+    logits = jnp.dot(h, dw.head, preferred_element_type=jnp.float32)
+    return logits, tuple(new_ks), tuple(new_vs)
+
+
 @functools.partial(jax.jit, static_argnames=(
     "config", "dims", "cap", "all_greedy", "use_plain", "use_trunc"))
 def _decode_jit(dw, kp_all, vp_all, src, first_logits, prefix_len, pad, keys, max_new,
@@ -324,17 +356,7 @@ def _decode_jit(dw, kp_all, vp_all, src, first_logits, prefix_len, pad, keys, ma
     def body(st):
         i, ks, vs, out_tok, out_lp, lengths, stopped, done = st
         j = i - 1  # suffix slot of the token fed now
-        prev = out_tok[:, j]
-        cos, sin = _rope_tables(pos0 + j, c.head_dim, c.rope_base)
-        h = dw.embed[prev].astype(jnp.float32)
-        new_ks, new_vs = [], []
-        for layer in range(L):
-            h, k_l, v_l = _layer_step(h, dw.layers[layer], kp[layer], vp[layer], pmask,
-                                      ks[layer], vs[layer], cos, sin, j, c, dims, dt)
-            new_ks.append(k_l)
-            new_vs.append(v_l)
-        h = _rms(h, dw.final_norm, c.norm_eps).astype(dt)
-        logits = jnp.dot(h, dw.head, preferred_element_type=jnp.float32)
+        logits, ks, vs = _step(dw, kp, vp, pmask, ks, vs, out_tok[:, j], pos0 + j, j, c, dims)
         tok, lp = pick(logits, i)
         tok = jnp.where(done, 0, tok)
         lp = jnp.where(done, 0.0, lp)
@@ -343,7 +365,7 @@ def _decode_jit(dw, kp_all, vp_all, src, first_logits, prefix_len, pad, keys, ma
         lengths = lengths + (~done).astype(jnp.int32)
         stopped = stopped | (~done & is_stop(tok))
         done = done | stopped | (lengths >= max_new)
-        return i + 1, tuple(new_ks), tuple(new_vs), out_tok, out_lp, lengths, stopped, done
+        return i + 1, ks, vs, out_tok, out_lp, lengths, stopped, done
 
     st = (jnp.int32(1), ks, vs, out_tok, out_lp, lengths, stopped, done)
     _, _, _, out_tok, out_lp, lengths, stopped, _ = jax.lax.while_loop(cond, body, st)
@@ -398,12 +420,13 @@ class Engine:
         if not isinstance(model, Llama):
             raise TypeError(f"Engine.update_weights: model must be a Llama, got "
                             f"{type(model).__name__}")
-        if model.config.replace(max_seq_len=self.config.max_seq_len) != self.config.replace(
-                max_seq_len=self.config.max_seq_len):
+        same = dict(max_seq_len=self.config.max_seq_len, remat=False)
+        if model.config.replace(**same) != self.config.replace(**same):
             raise ValueError(f"Engine.update_weights: model config {model.config} differs from "
                              f"the engine's {self.config}")
         self._graphdef, self._state = nnx.split(model)
-        self.weights = decode_weights(model, self.dtype)
+        old = getattr(self, "weights", None)
+        self.weights = decode_weights(model, self.dtype, previous=old)
 
     def generate(self, prompts: Sequence[Sequence[int]], keys: jax.Array, *,
                  max_new_tokens: int, temperature: np.ndarray, top_p: np.ndarray,
@@ -451,15 +474,19 @@ class Engine:
         pieces = [_Piece(u, rows_of[s][i:i + R]) for u, s in enumerate(group)
                   for i in range(0, len(rows_of[s]), R)]
         per_call = max(1, self.max_batch // R)
-        # first-token logits of every row (gathered in the prefill)
-        gather = np.zeros((bucket(sum(len(p.rows) for p in pieces), 1),), np.int32)
+        # first-token logits, once per distinct (source, prefix length): rows that continue
+        # the same prompt share them
         flat_rows = [b for p in pieces for b in p.rows]
-        for i, b in enumerate(flat_rows):
+        slot_of: dict[int, int] = {}
+        row_logit = {}
+        for b in flat_rows:
             u = group.index(int(plan.source_of[b]))
-            gather[i] = u * S + pad[u] + plan.prefix_len[b] - 1
+            flat = u * S + int(pad[u]) + int(plan.prefix_len[b]) - 1
+            row_logit[b] = slot_of.setdefault(flat, len(slot_of))
+        gather = np.zeros((bucket(len(slot_of), 1),), np.int32)
+        gather[: len(slot_of)] = list(slot_of)
         kp, vp, logits = _prefill_jit(self._graphdef, self._state, jnp.asarray(tokens),
                                       jnp.asarray(pad), jnp.asarray(gather), self.weights.head)
-        row_logit = {b: i for i, b in enumerate(flat_rows)}
         for s in range(0, len(pieces), per_call):
             batch = pieces[s:s + per_call]
             U = bucket(len(batch), 1)

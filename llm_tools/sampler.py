@@ -19,6 +19,7 @@ text pair is tokenized once as ``prompt + continuation`` (:func:`split_at_bounda
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -28,7 +29,8 @@ import numpy as np
 from flax import nnx
 
 from llm_tools.engine import Engine, bucket, check_generation_args
-from llm_tools.model import Llama, forward
+from llm_tools.model import Llama, forward, hidden_states
+from llm_tools.train import token_logprobs
 
 __all__ = [
     "Completion",
@@ -293,6 +295,9 @@ def make_completion(tokenizer, ids, logprobs, *, stopped: bool, stop_strings=()
                       bool(stopped))
 
 
+_SCORE_BUDGET = 128 << 20  # bytes of attention scores per scoring call
+
+
 class JaxSampler:
     """:class:`Sampler` over one of our JAX models, in process.
 
@@ -328,8 +333,17 @@ class JaxSampler:
             raise ValueError(f"JaxSampler: max_batch must be a positive int, got {max_batch!r}")
         self.model, self.tokenizer = model, tokenizer
         self.add_bos, self.max_batch, self.name = add_bos, max_batch, name
-        self.engine = Engine(model, dtype=dtype, max_batch=max_batch, cap=cap,
-                             share_prefixes=share_prefixes)
+        self._engine_kw = dict(dtype=dtype, max_batch=max_batch, cap=cap,
+                               share_prefixes=share_prefixes)
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        """The sampling :class:`~llm_tools.engine.Engine` (built on first use, so a sampler
+        used only for scoring holds no decode-layout copy of the weights)."""
+        if self._engine is None:
+            self._engine = Engine(self.model, **self._engine_kw)
+        return self._engine
 
     def update_weights(self, model_or_params) -> None:
         """Refreshes the sampler's weights from a model or its ``nnx.State`` of parameters.
@@ -359,7 +373,8 @@ class JaxSampler:
         if old != now:
             raise ValueError("JaxSampler.update_weights: the new weights' shapes/dtypes differ "
                              "from the sampler's model")
-        self.engine.update_weights(new)
+        if self._engine is not None:
+            self._engine.update_weights(new)
         self.model = new
 
     @classmethod
@@ -502,17 +517,34 @@ class JaxSampler:
             if len(a) + len(b) > self.model.config.max_seq_len:
                 raise ValueError(f"{who}: pair {i} has {len(a) + len(b)} tokens > the context "
                                  f"length {self.model.config.max_seq_len}")
-        scores = []
-        for s in range(0, len(pairs), self.max_batch):
-            chunk = pairs[s:s + self.max_batch]
-            T = bucket(max(len(a) + len(b) for a, b in chunk))
-            buf = np.zeros((bucket(len(chunk), 1), T), np.int32)  # right padding: causal
-            for r, (a, b) in enumerate(chunk):
+        # similar lengths together; rows per call bounded by max_batch and by the attention
+        # scores' size (rows * T^2 * heads * 4 bytes <= 128 MB), so memory stays bounded
+        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+        per_row = self.model.config.n_heads * 4
+        scores: list = [None] * len(pairs)
+        start = 0
+        length = [len(a) + len(b) for a, b in pairs]
+        while start < len(order):
+            rows = 1 << (self.max_batch.bit_length() - 1)  # powers of two: few compilations
+            while True:
+                T = bucket(max(length[i] for i in order[start:start + rows]))
+                if rows == 1 or rows * T * T * per_row <= _SCORE_BUDGET:
+                    break
+                rows //= 2
+            chunk = order[start:start + rows]
+            start += rows
+            buf = np.zeros((bucket(len(chunk), 1), T), np.int32)  # right padding
+            mask = np.zeros(buf.shape, bool)
+            for r, i in enumerate(chunk):
+                a, b = pairs[i]
                 buf[r, : len(a) + len(b)] = a + b
-            logp = np.asarray(_next_token_logprobs(self.model, jnp.asarray(buf)))
-            for r, (a, b) in enumerate(chunk):
+                mask[r, : len(a) + len(b)] = True
+            logp = np.asarray(_next_token_logprobs(self.model, jnp.asarray(buf),
+                                                   jnp.asarray(mask)))
+            for r, i in enumerate(chunk):
+                a, b = pairs[i]
                 lp = [float(x) for x in logp[r, len(a) - 1: len(a) - 1 + len(b)]]
-                scores.append(Score(tuple(b), tuple(lp), float(np.sum(lp))))
+                scores[i] = Score(tuple(b), tuple(lp), float(np.sum(lp)))
         return scores
 
     def score_ids(self, ids: Sequence[int]) -> list[float]:
@@ -524,6 +556,42 @@ class JaxSampler:
         if len(ids) < 2:
             return []
         return list(self._score("JaxSampler.score_ids", [(ids[:1], ids[1:])])[0].token_logprobs)
+
+    def hidden_states_ids(self, prompt_ids, layers: Sequence[int] | None = None
+                          ) -> list[np.ndarray]:
+        """Per-layer hidden states of each token-id sequence: ``[len(layers), T_i, d]`` each.
+
+        Layer ``0`` is the token embedding and ``l`` the output of decoder layer ``l`` (before
+        the final norm); ``layers`` defaults to all ``L + 1``. For differentiable use in
+        training see :func:`llm_tools.model.hidden_states`.
+
+        Raises:
+          ValueError: empty lists, ids outside the vocabulary, layers outside ``[0, L]``, or a
+            sequence longer than the context.
+        """
+        who = "JaxSampler.hidden_states_ids"
+        seqs = check_id_lists(who, "prompt_ids", prompt_ids, self.vocab_size)
+        L = self.model.config.n_layers
+        layers = list(range(L + 1)) if layers is None else [int(x) for x in layers]
+        if not layers or min(layers) < 0 or max(layers) > L:
+            raise ValueError(f"{who}: layers must be a non-empty list of indices in [0, {L}], "
+                             f"got {layers}")
+        for i, x in enumerate(seqs):
+            if len(x) > self.model.config.max_seq_len:
+                raise ValueError(f"{who}: prompt_ids[{i}] has {len(x)} tokens > the context "
+                                 f"length {self.model.config.max_seq_len}")
+        graphdef, state = nnx.split(self.model)
+        out = []
+        for s in range(0, len(seqs), self.max_batch):
+            chunk = seqs[s:s + self.max_batch]
+            buf = np.zeros((bucket(len(chunk), 1), bucket(max(map(len, chunk)))), np.int32)
+            mask = np.zeros(buf.shape, bool)
+            for r, x in enumerate(chunk):
+                buf[r, : len(x)], mask[r, : len(x)] = x, True
+            hs = np.asarray(_hidden_jit(graphdef, state, jnp.asarray(buf), jnp.asarray(mask),
+                                        jnp.asarray(layers)), np.float32)
+            out += [hs[:, r, : len(x)] for r, x in enumerate(chunk)]
+        return out
 
     def embed(self, texts):
         """Mean-pooled final hidden states of the LM, ``[len(texts), d]`` float32.
@@ -562,18 +630,21 @@ class JaxSampler:
                              top_p=top_p, top_k=top_k, stop=stop, n=n, key=key)[0]
 
 
-@jax.jit
-def _next_token_logprobs_jit(graphdef, state, tokens):
-    model = nnx.merge(graphdef, state)
-    logits, _, _ = forward(model, tokens)
-    logp = jax.nn.log_softmax(logits[:, :-1], axis=-1)
-    return jnp.take_along_axis(logp, tokens[:, 1:, None], axis=-1)[..., 0]
+@functools.partial(jax.jit, static_argnames=("graphdef",))
+def _next_token_logprobs_jit(graphdef, state, tokens, mask):
+    return token_logprobs(nnx.merge(graphdef, state), tokens, mask)
 
 
-def _next_token_logprobs(model: Llama, tokens: jax.Array) -> jax.Array:
-    """``[B, T-1]``: ``log p(tokens[t+1] | tokens[≤t])``, gathered on device."""
+def _next_token_logprobs(model: Llama, tokens: jax.Array, mask: jax.Array) -> jax.Array:
+    """``[B, T-1]``: ``log p(tokens[t+1] | tokens[≤t])``, gathered on device in chunks (never
+    ``[B, T, V]`` logits at once)."""
     graphdef, state = nnx.split(model)
-    return _next_token_logprobs_jit(graphdef, state, tokens)
+    return _next_token_logprobs_jit(graphdef, state, tokens, mask)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef",))
+def _hidden_jit(graphdef, state, tokens, mask, layers):
+    return hidden_states(nnx.merge(graphdef, state), tokens, attention_mask=mask)[layers]
 
 
 def _mean_hidden(model: Llama, tokens: jax.Array, mask: jax.Array) -> jax.Array:

@@ -157,3 +157,32 @@ def test_bad_forward_and_drop_layers(model):
         drop_layers(model, [])
     with pytest.raises(ValueError, match="batch_size must be a positive int"):
         init_cache(CFG, 0, 4)
+
+
+def test_hidden_states_and_returned_kv(model):
+    from llm_tools import hidden_states
+    from llm_tools.model import _rms_norm
+
+    tokens = jax.random.randint(jax.random.key(5), (2, 7), 0, CFG.vocab_size)
+    hs = hidden_states(model, tokens)
+    assert hs.shape == (CFG.n_layers + 1, 2, 7, CFG.dim)
+    np.testing.assert_allclose(hs[0], model.embed[...][tokens], atol=1e-6)
+    _, kv, h = forward(model, tokens, return_kv=True)
+    np.testing.assert_allclose(_rms_norm(hs[-1], model.final_norm[...], CFG.norm_eps), h,
+                               atol=1e-5)
+    # layer 1's output is layer 0's input plus its two residual branches: gating layer 1 off
+    # leaves hs[2] == hs[1]
+    off = hidden_states(model, tokens, gates=jnp.array([1.0, 0.0, 1.0]))
+    np.testing.assert_allclose(off[2], off[1], atol=1e-6)
+    assert float(jnp.abs(hs[2] - hs[1]).max()) > 1e-3
+    # the returned keys/values are what a cached pass writes
+    cache = init_cache(CFG, 2, 7)
+    _, filled, _ = forward(model, tokens, cache=cache, cache_index=0,
+                           kv_mask=jnp.ones((2, 7), bool))
+    np.testing.assert_allclose(kv.k, filled.k, atol=1e-6)
+    np.testing.assert_allclose(kv.v, filled.v, atol=1e-6)
+    with pytest.raises(ValueError, match="return_kv=True is for a pass without a cache"):
+        forward(model, tokens, cache=cache, cache_index=0, kv_mask=jnp.ones((2, 7), bool),
+                return_kv=True)
+    with pytest.raises(ValueError, match=r"hidden_states: tokens must be an int array"):
+        hidden_states(model, jnp.ones((2, 3)))

@@ -17,6 +17,7 @@ from llm_tools import (
     sample_key,
     tiny_config,
 )
+from llm_tools.sampler import split_at_boundary
 
 CFG = tiny_config(max_seq_len=64)
 
@@ -227,6 +228,11 @@ def test_text_logprobs_tokenize_once_and_reject_a_split_token(smollm2):
         lm.logprobs(["Hello wor"], ["ld"])
     with pytest.raises(ValueError, match="boundary falls inside token"):
         lm.logprobs(["Hello "], ["world"])  # " world" is one token
+    # special tokens and multi-byte characters on both sides of the boundary
+    chat = tok.apply_chat_template([{"role": "user", "content": "Dis-moi: café"}])
+    ids, k = split_at_boundary(tok, chat, "Le café 🙂 est")
+    assert ids[:k] == tok.encode(chat) and tok.decode(ids[k:]) == "Le café 🙂 est"
+    assert split_at_boundary(ByteTokenizer(), "café", "s") == (list("cafés".encode()), 5)
 
 
 def test_bad_id_inputs(lm):
@@ -246,3 +252,43 @@ def test_bad_id_inputs(lm):
         lm.logprobs_ids([[1]], [[2], [3]])
     with pytest.raises(TypeError, match="must be a flat list of int token ids"):
         lm.logprobs_ids([[1.5]], [[2]])
+
+
+def test_update_weights_from_a_training_state(lm):
+    import optax
+
+    from llm_tools import init_train_state
+
+    other = Llama(CFG, rngs=nnx.Rngs(12))
+    sampler = JaxSampler(Llama(CFG, rngs=nnx.Rngs(11)), ByteTokenizer())
+    _, state = init_train_state(other, optax.sgd(0.1))
+    sampler.update_weights(state.params)
+    kw = dict(max_new_tokens=6, temperature=0.8, n=2, key=jax.random.key(3))
+    want = JaxSampler(other, ByteTokenizer()).generate(["abc"], **kw)
+    assert [c.token_ids for c in sampler.generate(["abc"], **kw)[0]] == [
+        c.token_ids for c in want[0]]
+    np.testing.assert_allclose(sampler.logprobs(["ab"], ["cd"])[0].token_logprobs,
+                               JaxSampler(other, ByteTokenizer()).logprobs(["ab"], ["cd"])[0]
+                               .token_logprobs, atol=1e-5)
+    with pytest.raises(TypeError, match="expected a Llama or an nnx.State"):
+        sampler.update_weights({"wq": 1})
+
+
+def test_hidden_states_ids(lm):
+    from llm_tools import hidden_states
+
+    hs = lm.hidden_states_ids([list(b"hello"), list(b"hi")], layers=[0, 2])
+    assert [h.shape for h in hs] == [(2, 5, CFG.dim), (2, 2, CFG.dim)]
+    want = hidden_states(lm.model, jnp.asarray([list(b"hi")]))[jnp.array([0, 2]), 0]
+    np.testing.assert_allclose(hs[1], want, atol=1e-5)
+    with pytest.raises(ValueError, match=r"layers must be a non-empty list of indices in "
+                                         r"\[0, 2\]"):
+        lm.hidden_states_ids([[1]], layers=[3])
+
+
+def test_embed_computes_no_vocabulary_logits(lm):
+    from llm_tools.sampler import _mean_hidden
+
+    jaxpr = str(jax.make_jaxpr(lambda t, m: _mean_hidden(lm.model, t, m))(
+        jnp.ones((1, 4), jnp.int32), jnp.ones((1, 4), bool)))
+    assert f",{CFG.vocab_size}]" not in jaxpr.replace(" ", "")  # no [.., V] array

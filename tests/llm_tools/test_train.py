@@ -22,6 +22,7 @@ from llm_tools.train import (
     make_train_step,
     next_token_loss,
     save_model,
+    token_logprobs,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,3 +116,84 @@ def test_bad_inputs(tmp_path):
         shard_model(model, mesh, axis="model")
     with pytest.raises(ValueError, match="LlamaConfig: dim must be a positive int, got 0"):
         tiny_config(dim=0)
+
+
+def _numpy_token_logprobs(model, ids, temperature=1.0):
+    logits = np.asarray(model(jnp.asarray(ids)), np.float64) / temperature
+    m = logits.max(-1, keepdims=True)
+    logp = logits - m - np.log(np.exp(logits - m).sum(-1, keepdims=True))
+    ids = np.asarray(ids)
+    return np.take_along_axis(logp[:, :-1], ids[:, 1:, None], -1)[..., 0]
+
+
+def test_token_logprobs_match_numpy_and_are_padding_aware():
+    model = Llama(CFG, rngs=nnx.Rngs(0))
+    ids = np.asarray(jax.random.randint(jax.random.key(0), (2, 9), 0, CFG.vocab_size))
+    ref = _numpy_token_logprobs(model, ids, 0.7)
+    for chunk in (None, 1, 3, 8):  # the chunked output projection changes nothing
+        got = token_logprobs(model, ids, temperature=0.7, chunk=chunk)
+        np.testing.assert_allclose(got, ref, atol=1e-5)
+    # row 1 left-padded by 3: its scores equal the unpadded row's, padding scores 0
+    padded = np.concatenate([np.zeros((1, 3), np.int32), ids[1:]], 1)
+    mask = np.concatenate([np.zeros((1, 3), bool), np.ones((1, 9), bool)], 1)
+    got = np.asarray(token_logprobs(model, padded, mask, temperature=0.7))
+    np.testing.assert_allclose(got[0, 3:], ref[1], atol=1e-5)
+    assert np.all(got[0, :3] == 0)
+
+
+def test_custom_loss_trains_the_gates_only():
+    """make_train_step with any loss of (model, batch): here the per-layer gates alone
+    (wrt=LayerGate), fed to the model through the batch, as E3-Pruner's masks are."""
+    from llm_tools import LayerGate
+
+    model = Llama(CFG.replace(n_layers=2), rngs=nnx.Rngs(0))
+    opt = optax.sgd(0.1)
+    graphdef, state = init_train_state(model, opt, wrt=LayerGate)
+    ids = jax.random.randint(jax.random.key(1), (2, 9), 0, CFG.vocab_size)
+
+    def loss_fn(m, batch):
+        lp = token_logprobs(m, batch["ids"], gates=m.gates[...] * batch["scale"])
+        return -lp.mean(), {"first": lp[0, 0]}
+
+    step = make_train_step(graphdef, opt, loss_fn)
+    before = state.params["gates"][...]
+    new, loss, aux = step(state, {"ids": ids, "scale": jnp.ones(2)})
+    assert float(loss) == pytest.approx(-float(_numpy_token_logprobs(model, ids).mean()),
+                                        rel=1e-5)
+    assert set(aux) == {"first"}
+    assert not np.allclose(new.params["gates"][...], before)  # gates moved
+    for name in ("wq", "embed"):
+        np.testing.assert_array_equal(new.rest[name][...], state.rest[name][...])
+    # the gradient reached the gates through the batch: a zero scale gives another gradient
+    other, _, _ = step(state, {"ids": ids, "scale": jnp.zeros(2)})
+    assert not np.allclose(other.params["gates"][...], new.params["gates"][...])
+
+
+def test_remat_gives_the_same_gradients():
+    model = Llama(CFG, rngs=nnx.Rngs(0))
+    opt = optax.sgd(1.0)
+    graphdef, state = init_train_state(model, opt)
+    ids = jax.random.randint(jax.random.key(2), (2, 9), 0, CFG.vocab_size)
+
+    def loss_fn(m, batch):
+        return -token_logprobs(m, batch).mean(), {}
+
+    a, la, _ = make_train_step(graphdef, opt, loss_fn)(state, ids)
+    b, lb, _ = make_train_step(graphdef, opt, loss_fn, remat=True)(state, ids)
+    assert float(la) == pytest.approx(float(lb), rel=1e-6)
+    for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params), strict=True):
+        np.testing.assert_allclose(x, y, atol=1e-6)
+
+
+def test_bad_token_logprobs_and_step_inputs():
+    model = Llama(CFG, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=r"token_logprobs: ids must be an int array \[batch, "
+                                         r"seq\] with seq >= 2"):
+        token_logprobs(model, jnp.ones((2, 1), jnp.int32))
+    with pytest.raises(ValueError, match=r"token_logprobs: mask must have shape \(2, 4\)"):
+        token_logprobs(model, jnp.ones((2, 4), jnp.int32), jnp.ones((2, 3), bool))
+    with pytest.raises(ValueError, match="token_logprobs: temperature must be > 0, got 0"):
+        token_logprobs(model, jnp.ones((2, 4), jnp.int32), temperature=0)
+    graphdef, _ = init_train_state(model, optax.sgd(0.1))
+    with pytest.raises(TypeError, match="make_train_step: loss_fn must be callable"):
+        make_train_step(graphdef, optax.sgd(0.1), "loss")
