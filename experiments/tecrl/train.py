@@ -20,8 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.checkpoint import Checkpointer
-from experiments.config import ConfigError, check, non_negative, positive
+from experiments.config import ConfigError, validate_config
 from experiments.progress import Progress
+from experiments.tecrl.configs import common
 from experiments.workdir import Workdir
 from tecrl import AgentConfig, GymLoop, check_finite, make_train
 from tecrl.pendulum import PENDULUM, PendulumState, pendulum_step
@@ -34,20 +35,7 @@ class Crash(RuntimeError):
 
 
 def _validate(config) -> None:
-    check(config, {
-        "num_seeds": positive, "num_envs": positive, "total_steps": positive,
-        "learning_starts": positive,
-        "eval_every": positive, "eval_episodes": positive, "buffer_size": positive,
-        "checkpoint_every": positive, "probe_size": positive, "seed": non_negative,
-    })
-    if (config.total_steps - config.learning_starts) % config.eval_every:
-        raise ConfigError(
-            f"config.total_steps - config.learning_starts must be a multiple of "
-            f"config.eval_every, got {config.total_steps} - {config.learning_starts} and "
-            f"{config.eval_every}")
-    if config.probe_size > config.learning_starts:
-        raise ConfigError(f"config.probe_size must be <= config.learning_starts, got "
-                          f"{config.probe_size} > {config.learning_starts}")
+    validate_config(config, common)
 
 
 def qe_vs_monte_carlo(trainer, agent_state, buffer, key, *, num_states: int, num_rollouts: int,
@@ -111,19 +99,14 @@ def _plot(wd: Workdir, records, algo: str):
 def _run_gym(config, wd: Workdir, agent_cfg: AgentConfig, return_state: bool):
     """The Gymnasium path (MuJoCo v5, ``Pendulum-v1``): one seed per run (launch seeds with
     ``--config.seed``); resumes the agent, buffer, RNG and counters (episodes restart)."""
-    if config.num_seeds != 1:
-        raise ConfigError(f"config.num_seeds must be 1 for Gymnasium env {config.env!r} (run "
-                          f"seeds as separate jobs with --config.seed), got {config.num_seeds}")
-    if config.eval_every % config.num_envs:
-        raise ConfigError(f"config.eval_every must be a multiple of config.num_envs, got "
-                          f"{config.eval_every} and {config.num_envs}")
     try:
         loop = GymLoop(agent_cfg, config.env, num_envs=config.num_envs,
                        buffer_size=config.buffer_size, learning_starts=config.learning_starts)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"config.env: {e}") from e
     total_chunks = config.total_steps // config.eval_every
-    ckpt = Checkpointer(wd.path / "checkpoints", save_every=config.checkpoint_every)
+    ckpt = Checkpointer(wd.path / "checkpoints", save_every=config.checkpoint_every,
+                        config=config, resume_allow=common.RESUME_ALLOW)
     state, start = ckpt.restore_or(loop.init(jax.random.key(config.seed)))
     wd.truncate_metrics(start)
     progress = Progress(total_chunks, name=f"tecrl/{agent_cfg.algo}/{config.env}",
@@ -203,7 +186,8 @@ def run(config, workdir, *, return_state: bool = False):
     probe = jax.tree.map(lambda x: x[:, : config.probe_size], rs.buffer.data)
     init = {"run": rs, "probe": probe,
             "prev_y": trainer.probe_targets(rs, probe, k_probe)}
-    ckpt = Checkpointer(Path(workdir) / "checkpoints", save_every=config.checkpoint_every)
+    ckpt = Checkpointer(Path(workdir) / "checkpoints", save_every=config.checkpoint_every,
+                        config=config, resume_allow=common.RESUME_ALLOW)
     state, start = ckpt.restore_or(init)
     wd.truncate_metrics(start)
     progress = Progress(total_chunks, name=f"tecrl/{agent_cfg.algo}", interval_s=10.0,

@@ -11,13 +11,56 @@ rate 0.02 instead of 0.005 (with 0.005 a 20k-step run makes only ~50 effective B
 backups through the target networks, too few for gamma = 0.99 values to converge), 64-64 GELU
 MLPs for all three agents and batch 128 (CPU budget: 3 agents x 3 seeds x 20k steps in about
 10 minutes on 2 cores).
+
+``RULES`` and ``validate`` (re-exported by each config file) check every value before a run
+writes anything, agent keys included; a restart in the same workdir may change only
+``RESUME_ALLOW``.
 """
 
-from experiments.config import tiered
+from experiments.config import ConfigError, non_negative, positive, tiered
 
 MUJOCO = ("halfcheetah", "hopper", "walker2d", "ant", "humanoid")
 GYM_IDS = {"halfcheetah": "HalfCheetah-v5", "hopper": "Hopper-v5", "walker2d": "Walker2d-v5",
            "ant": "Ant-v5", "humanoid": "Humanoid-v5"}
+
+
+RULES = {
+    "num_seeds": positive, "num_envs": positive, "total_steps": positive,
+    "learning_starts": positive,
+    "eval_every": positive, "eval_episodes": positive, "buffer_size": positive,
+    "checkpoint_every": positive, "probe_size": positive, "seed": non_negative,
+    "qe_mc.num_states": non_negative, "qe_mc.num_rollouts": positive,
+    "qe_mc.horizon": positive,
+}
+
+# fail_at_chunk is the tests' crash switch; checkpoint_every only changes when state is saved.
+RESUME_ALLOW = ("fail_at_chunk", "checkpoint_every")
+
+
+def validate(config) -> None:
+    """Checks across keys and the agent's own (``RULES`` check each value on its own)."""
+    from tecrl import AgentConfig
+
+    if (config.total_steps - config.learning_starts) % config.eval_every:
+        raise ConfigError(
+            f"config.total_steps - config.learning_starts must be a multiple of "
+            f"config.eval_every, got {config.total_steps} - {config.learning_starts} and "
+            f"{config.eval_every}")
+    if config.probe_size > config.learning_starts:
+        raise ConfigError(f"config.probe_size must be <= config.learning_starts, got "
+                          f"{config.probe_size} > {config.learning_starts}")
+    if config.env != "pendulum_jax":
+        if config.num_seeds != 1:
+            raise ConfigError(f"config.num_seeds must be 1 for Gymnasium env {config.env!r} "
+                              "(run seeds as separate jobs with --config.seed), got "
+                              f"{config.num_seeds}")
+        if config.eval_every % config.num_envs:
+            raise ConfigError(f"config.eval_every must be a multiple of config.num_envs, got "
+                              f"{config.eval_every} and {config.num_envs}")
+    try:
+        AgentConfig.from_mapping(config.agent.to_dict())
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"config.agent: {e}") from e
 
 
 def make(algo: str, variant):
