@@ -93,6 +93,7 @@ _EXPORTS = {
     "make_train_step": "train",
     "next_token_loss": "train",
     "save_model": "train",
+    "token_logprobs": "train",
     "TrainState": "train",
 }
 
@@ -208,4 +209,5 @@ if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
         make_train_step,
         next_token_loss,
         save_model,
+        token_logprobs,
     )

@@ -420,8 +420,8 @@ class Engine:
         if not isinstance(model, Llama):
             raise TypeError(f"Engine.update_weights: model must be a Llama, got "
                             f"{type(model).__name__}")
-        if model.config.replace(max_seq_len=self.config.max_seq_len) != self.config.replace(
-                max_seq_len=self.config.max_seq_len):
+        same = dict(max_seq_len=self.config.max_seq_len, remat=False)
+        if model.config.replace(**same) != self.config.replace(**same):
             raise ValueError(f"Engine.update_weights: model config {model.config} differs from "
                              f"the engine's {self.config}")
         self._graphdef, self._state = nnx.split(model)
@@ -474,15 +474,19 @@ class Engine:
         pieces = [_Piece(u, rows_of[s][i:i + R]) for u, s in enumerate(group)
                   for i in range(0, len(rows_of[s]), R)]
         per_call = max(1, self.max_batch // R)
-        # first-token logits of every row (gathered in the prefill)
-        gather = np.zeros((bucket(sum(len(p.rows) for p in pieces), 1),), np.int32)
+        # first-token logits, once per distinct (source, prefix length): rows that continue
+        # the same prompt share them
         flat_rows = [b for p in pieces for b in p.rows]
-        for i, b in enumerate(flat_rows):
+        slot_of: dict[int, int] = {}
+        row_logit = {}
+        for b in flat_rows:
             u = group.index(int(plan.source_of[b]))
-            gather[i] = u * S + pad[u] + plan.prefix_len[b] - 1
+            flat = u * S + int(pad[u]) + int(plan.prefix_len[b]) - 1
+            row_logit[b] = slot_of.setdefault(flat, len(slot_of))
+        gather = np.zeros((bucket(len(slot_of), 1),), np.int32)
+        gather[: len(slot_of)] = list(slot_of)
         kp, vp, logits = _prefill_jit(self._graphdef, self._state, jnp.asarray(tokens),
                                       jnp.asarray(pad), jnp.asarray(gather), self.weights.head)
-        row_logit = {b: i for i, b in enumerate(flat_rows)}
         for s in range(0, len(pieces), per_call):
             batch = pieces[s:s + per_call]
             U = bucket(len(batch), 1)

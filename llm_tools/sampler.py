@@ -295,6 +295,9 @@ def make_completion(tokenizer, ids, logprobs, *, stopped: bool, stop_strings=()
                       bool(stopped))
 
 
+_SCORE_BUDGET = 128 << 20  # bytes of attention scores per scoring call
+
+
 class JaxSampler:
     """:class:`Sampler` over one of our JAX models, in process.
 
@@ -330,8 +333,17 @@ class JaxSampler:
             raise ValueError(f"JaxSampler: max_batch must be a positive int, got {max_batch!r}")
         self.model, self.tokenizer = model, tokenizer
         self.add_bos, self.max_batch, self.name = add_bos, max_batch, name
-        self.engine = Engine(model, dtype=dtype, max_batch=max_batch, cap=cap,
-                             share_prefixes=share_prefixes)
+        self._engine_kw = dict(dtype=dtype, max_batch=max_batch, cap=cap,
+                               share_prefixes=share_prefixes)
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        """The sampling :class:`~llm_tools.engine.Engine` (built on first use, so a sampler
+        used only for scoring holds no decode-layout copy of the weights)."""
+        if self._engine is None:
+            self._engine = Engine(self.model, **self._engine_kw)
+        return self._engine
 
     def update_weights(self, model_or_params) -> None:
         """Refreshes the sampler's weights from a model or its ``nnx.State`` of parameters.
@@ -361,7 +373,8 @@ class JaxSampler:
         if old != now:
             raise ValueError("JaxSampler.update_weights: the new weights' shapes/dtypes differ "
                              "from the sampler's model")
-        self.engine.update_weights(new)
+        if self._engine is not None:
+            self._engine.update_weights(new)
         self.model = new
 
     @classmethod
@@ -504,20 +517,34 @@ class JaxSampler:
             if len(a) + len(b) > self.model.config.max_seq_len:
                 raise ValueError(f"{who}: pair {i} has {len(a) + len(b)} tokens > the context "
                                  f"length {self.model.config.max_seq_len}")
-        scores = []
-        for s in range(0, len(pairs), self.max_batch):
-            chunk = pairs[s:s + self.max_batch]
-            T = bucket(max(len(a) + len(b) for a, b in chunk))
+        # similar lengths together; rows per call bounded by max_batch and by the attention
+        # scores' size (rows * T^2 * heads * 4 bytes <= 128 MB), so memory stays bounded
+        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+        per_row = self.model.config.n_heads * 4
+        scores: list = [None] * len(pairs)
+        start = 0
+        length = [len(a) + len(b) for a, b in pairs]
+        while start < len(order):
+            rows = 1 << (self.max_batch.bit_length() - 1)  # powers of two: few compilations
+            while True:
+                T = bucket(max(length[i] for i in order[start:start + rows]))
+                if rows == 1 or rows * T * T * per_row <= _SCORE_BUDGET:
+                    break
+                rows //= 2
+            chunk = order[start:start + rows]
+            start += rows
             buf = np.zeros((bucket(len(chunk), 1), T), np.int32)  # right padding
             mask = np.zeros(buf.shape, bool)
-            for r, (a, b) in enumerate(chunk):
+            for r, i in enumerate(chunk):
+                a, b = pairs[i]
                 buf[r, : len(a) + len(b)] = a + b
                 mask[r, : len(a) + len(b)] = True
             logp = np.asarray(_next_token_logprobs(self.model, jnp.asarray(buf),
                                                    jnp.asarray(mask)))
-            for r, (a, b) in enumerate(chunk):
+            for r, i in enumerate(chunk):
+                a, b = pairs[i]
                 lp = [float(x) for x in logp[r, len(a) - 1: len(a) - 1 + len(b)]]
-                scores.append(Score(tuple(b), tuple(lp), float(np.sum(lp))))
+                scores[i] = Score(tuple(b), tuple(lp), float(np.sum(lp)))
         return scores
 
     def score_ids(self, ids: Sequence[int]) -> list[float]:

@@ -2,7 +2,8 @@
 
 Sampling with temperature ``τ``: ``y ~ softmax(z / τ)`` restricted to the top-k set and the
 nucleus (the smallest set of most likely tokens whose probability reaches ``p``), drawn by the
-Gumbel-max trick ``argmax(z/τ + G)``; ``τ = 0`` is greedy ``argmax z`` and draws no noise.
+Gumbel-max trick ``argmax(z/τ + G)`` over the kept tokens, or without truncation by an
+inverse-CDF draw; ``τ = 0`` is greedy ``argmax z`` and draws no noise.
 
 The top-k/top-p set is found among the ``cap`` (default 256) largest logits by
 ``lax.top_k`` instead of sorting the whole vocabulary each step; the softmax normaliser is
@@ -14,6 +15,7 @@ References:
   Holtzman et al., "The Curious Case of Neural Text Degeneration", ICLR 2020 (top-p).
   Fan et al., "Hierarchical Neural Story Generation", ACL 2018 (top-k).
   Gumbel, 1954; Maddison et al., "A* Sampling", NeurIPS 2014 (the Gumbel-max trick).
+  Devroye, "Non-Uniform Random Variate Generation", 1986, ch. 2 (inversion).
 """
 
 from __future__ import annotations
@@ -147,12 +149,15 @@ def sample_step(keys: jax.Array, logits: jax.Array, temperature: jax.Array,
     """Draws one token per row and its log-probability at the sampling temperature.
 
     Row ``b`` with ``τ_b = 0`` is greedy, ``argmax z``; with ``τ_b > 0`` and no truncation it
-    is Gumbel-max over the vocabulary, ``argmax_v (z_v/τ + G_v)``; with top-k/top-p it is
-    Gumbel-max over the kept ranks, ``argmax_j (r_j + G_j)`` for ``r`` the descending scaled
-    logits: the ``cap`` candidates of ``lax.top_k`` when the kept set fits in them, else (some
-    row overflows, :func:`truncation_mask`) a full stable sort for that row. The noise of rank
-    ``j`` is the same in both, and a row's token depends on its own key, logits and
-    parameters only. The logprob is ``log softmax(z/τ)_y`` (``τ = 1`` where greedy).
+    is an inverse-CDF draw from ``softmax(z/τ)`` (a block of 256 tokens by its mass, then a
+    token in it: two uniforms per row); with top-k/top-p it is Gumbel-max over the kept
+    ranks, ``argmax_j (r_j + G_j)`` for ``r`` the descending scaled logits: on the ``cap``
+    candidates of ``lax.top_k`` when the kept set fits in them; else (the row overflows,
+    :func:`truncation_mask`) that row alone is redone on the 4096 largest logits, or by a
+    full stable sort if the set does not fit there either. The noise of rank ``j`` is the
+    same in all three, so the token is the full-sort token, and a row's token depends on its
+    own key, logits and parameters only. The logprob is ``log softmax(z/τ)_y`` (``τ = 1``
+    where greedy).
 
     ``all_greedy`` skips the noise entirely; ``use_plain`` / ``use_trunc`` say whether any
     row needs the untruncated / truncated sampler (static, so unused paths are not compiled).
@@ -166,8 +171,7 @@ def sample_step(keys: jax.Array, logits: jax.Array, temperature: jax.Array,
         sampled = t > 0
         trunc = sampled & ((top_k > 0) | (top_p < 1))
         if use_plain:
-            plain = jnp.argmax(z + _gumbel_rows(keys, V), axis=-1).astype(jnp.int32)
-            tok = jnp.where(sampled & ~trunc, plain, tok)
+            tok = jnp.where(sampled & ~trunc, _inverse_cdf(keys, z, lse), tok)
         if use_trunc:
             M = min(int(cap), V)
             desc, order = jax.lax.top_k(z, M)
@@ -182,21 +186,51 @@ def sample_step(keys: jax.Array, logits: jax.Array, temperature: jax.Array,
     return tok, lp
 
 
-def _full_sort_rows(keys, z, lse, top_p, top_k, over, tok):
-    """Re-samples the rows flagged ``over`` by a full stable sort, one row at a time (a
-    ``while`` loop over just those rows, so a step pays one row-sort per overflowing row)."""
+def _inverse_cdf(keys, z, lse, block: int = 256):
+    """One exact draw per row from ``softmax(z)`` by a two-level inverse CDF: a block of
+    ``block`` tokens with probability its mass, then a token within it (two uniforms per row
+    instead of ``V`` Gumbel variates)."""
+    B, V = z.shape
+    nb = -(-V // block)
+    p = jnp.exp(z - lse[:, None])
+    p = jnp.pad(p, ((0, 0), (0, nb * block - V))).reshape(B, nb, block)
+    u = 1.0 - jax.vmap(lambda k: jax.random.uniform(k, (2,)))(keys)  # in (0, 1]
+
+    def pick(w, u):  # first index whose cumulative weight reaches u * total (> 0 weight)
+        c = jnp.cumsum(w, axis=-1)
+        return jnp.minimum(jnp.sum(c < u[:, None] * c[:, -1:], axis=-1), w.shape[-1] - 1)
+
+    blk = pick(p.sum(-1), u[:, 0])
+    inner = jnp.take_along_axis(p, blk[:, None, None], axis=1)[:, 0]
+    return (blk * block + pick(inner, u[:, 1])).astype(jnp.int32)
+
+
+def _full_sort_rows(keys, z, lse, top_p, top_k, over, tok, wide: int = 4096):
+    """Re-samples the rows flagged ``over``, one row at a time (a ``while`` loop over just
+    those rows): on the ``wide`` largest logits if the kept set fits there, else by a full
+    stable sort. Same ranked noise as the capped path, so the token equals the full-sort one.
+    """
     B, V = z.shape
     rows = jnp.nonzero(over, size=B, fill_value=0)[0]
+
+    def ranked(desc, order, r):
+        keep = _ranked_keep(desc[None], lse[r][None], top_p[r][None], top_k[r][None])[0]
+        noise = jax.random.gumbel(keys[r], (desc.shape[0],))
+        return order[jnp.argmax(jnp.where(keep, desc + noise, -jnp.inf))].astype(jnp.int32)
 
     def body(i, tok):
         r = rows[i]
         zr = z[r]
-        order = jnp.argsort(-zr, stable=True)
-        desc = zr[order]
-        keep = _ranked_keep(desc[None], lse[r][None], top_p[r][None], top_k[r][None])[0]
-        noise = jax.random.gumbel(keys[r], (V,))
-        choice = jnp.argmax(jnp.where(keep, desc + noise, -jnp.inf))
-        return tok.at[r].set(order[choice].astype(jnp.int32))
+
+        def full():
+            order = jnp.argsort(-zr, stable=True)
+            return ranked(zr[order], order, r)
+
+        if wide >= V:
+            return tok.at[r].set(full())
+        desc, order = jax.lax.top_k(zr, wide)
+        still = _overflow(desc[None], lse[r][None], top_p[r][None], top_k[r][None], V)[0]
+        return tok.at[r].set(jax.lax.cond(still, full, lambda: ranked(desc, order, r)))
 
     return jax.lax.fori_loop(0, jnp.sum(over), body, tok)
 
@@ -207,7 +241,8 @@ def sample_logits(key: jax.Array, logits: jax.Array, temperature: jax.Array | fl
     """Draws one token per row from ``logits [B, V]`` (one key per row, ``[B]`` keys).
 
     Greedy where ``temperature == 0``; otherwise as :func:`sample_step` (Gumbel-max over the
-    top-k/top-p kept set of ``z / τ``, on ``cap`` candidates with an exact fallback).
+    top-k/top-p kept set of ``z / τ``, on ``cap`` candidates with an exact fallback; an
+    inverse-CDF draw without truncation).
     ``use_top_p=False`` / ``use_top_k=False`` ignore that truncation.
     """
     logits = jnp.asarray(logits, jnp.float32)

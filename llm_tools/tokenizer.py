@@ -96,6 +96,18 @@ class ByteTokenizer:
         ids = list(text.encode("utf-8"))
         return [self.bos_id, *ids] if add_bos else ids
 
+    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """``(ids, spans)``: byte ids and, for each, the ``(start, end)`` of its character."""
+        if not isinstance(text, str):
+            raise TypeError(f"ByteTokenizer.encode_with_offsets: text must be str, got "
+                            f"{type(text).__name__}")
+        ids, spans = [], []
+        for i, ch in enumerate(text):
+            b = ch.encode("utf-8")
+            ids += list(b)
+            spans += [(i, i + 1)] * len(b)
+        return ids, spans
+
     def decode(self, ids: Sequence[int]) -> str:
         ids = np.asarray(ids, np.int64).reshape(-1)
         if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
@@ -195,6 +207,15 @@ class BPETokenizer:
                 raise ValueError("BPETokenizer.encode: add_bos=True but the vocabulary has no BOS")
             ids = [self.bos_id, *ids]
         return ids
+
+    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """``(ids, spans)``: token ids and the ``(start, end)`` characters of ``text`` each
+        covers (a token holding part of a multi-byte character spans that character)."""
+        if not isinstance(text, str):
+            raise TypeError(f"BPETokenizer.encode_with_offsets: text must be str, got "
+                            f"{type(text).__name__}")
+        enc = self._tok.encode(text, add_special_tokens=False)
+        return list(enc.ids), [tuple(o) for o in enc.offsets]
 
     def decode(self, ids: Sequence[int], *, skip_special: bool = True) -> str:
         ids = [int(i) for i in np.asarray(ids, np.int64).reshape(-1)]

@@ -16,13 +16,15 @@ of ``inner`` calls each:
 - sampling one token from ``[B, V]`` logits: greedy (no noise), plain temperature (Gumbel
   over ``V``), top-p 0.95 on the 256-candidate set, top-p 0.95 by a full sort;
 
-and XLA's cost analysis of the engine step (flops, bytes accessed). ``--trace_dir`` also writes
+and XLA's cost analysis of both steps (flops, bytes accessed; for the stacked step XLA counts
+one iteration of the ``lax.scan`` over layers, so multiply by ``L``). ``--trace_dir`` also writes
 a ``jax.profiler`` trace of a few engine steps (open it in Perfetto / TensorBoard).
 Writes ``results.json`` and ``report.md``.
 """
 
 from __future__ import annotations
 
+import functools
 import statistics
 import subprocess
 import time
@@ -99,8 +101,16 @@ def profile_batch(B, S, N, repeats, inner, trace_dir=None) -> dict:
     j = N // 2
     pos = jnp.full((B,), S + j, jnp.int32)
 
+    # the suffix caches are donated and fed back, so their one-column writes are in place,
+    # as in the engine's while loop
     step = jax.jit(lambda dw, kp, vp, ks, vs, prev, pos, j: _step(
-        dw, kp, vp, pmask, ks, vs, prev, pos, j, c, dims)[0])
+        dw, kp, vp, pmask, ks, vs, prev, pos, j, c, dims), donate_argnums=(3, 4))
+    carry = {"ks": ks, "vs": vs}
+
+    def engine_step():
+        logits, carry["ks"], carry["vs"] = step(dw, kp, vp, carry["ks"], carry["vs"], prev,
+                                                pos, j)
+        return logits
 
     # the stacked-cache step (the old layout), one token at slot S + j of a T = S + N cache
     T = S + N
@@ -109,11 +119,18 @@ def profile_batch(B, S, N, repeats, inner, trace_dir=None) -> dict:
     kv_mask = jnp.ones((B, T), bool)
     graphdef, state = nnx.split(model)
 
-    @jax.jit
+    @functools.partial(jax.jit, donate_argnums=(1,))
     def stacked(state, cache, prev, pos):
         m = nnx.merge(graphdef, state)
-        return forward(m, prev[:, None], positions=pos[:, None], cache=cache,
-                       cache_index=S + j, kv_mask=kv_mask)[0]
+        logits, cache, _ = forward(m, prev[:, None], positions=pos[:, None], cache=cache,
+                                   cache_index=S + j, kv_mask=kv_mask)
+        return logits, cache
+
+    held = {"cache": cache}
+
+    def stacked_step():
+        logits, held["cache"] = stacked(state, held["cache"], prev, pos)
+        return logits
 
     # parts: matmuls alone, attention alone, head alone
     def matmuls(dw, h):
@@ -150,10 +167,10 @@ def profile_batch(B, S, N, repeats, inner, trace_dir=None) -> dict:
     jm, ja, jh = jax.jit(matmuls), jax.jit(attention), jax.jit(head)
 
     res = interleaved({
-        "stacked_step": lambda: stacked(state, cache, prev, pos),
-        "engine_step": lambda: step(dw, kp, vp, ks, vs, prev, pos, j),
+        "stacked_step": stacked_step,
+        "engine_step": engine_step,
         "engine_matmuls": lambda: jm(dw, h0),
-        "engine_attention": lambda: ja(kp, vp, ks, vs, q0),
+        "engine_attention": lambda: ja(kp, vp, carry["ks"], carry["vs"], q0),
         "engine_head": lambda: jh(dw, h0),
     }, repeats, inner)
 
@@ -175,18 +192,19 @@ def profile_batch(B, S, N, repeats, inner, trace_dir=None) -> dict:
         "sample_top_p_capped": lambda: capped(logits),
         "sample_top_p_full_sort": lambda: full(logits),
     }, repeats, inner))
-    cost = step.lower(dw, kp, vp, ks, vs, prev, pos, j).compile().cost_analysis()
+    cost = step.lower(dw, kp, vp, carry["ks"], carry["vs"], prev, pos, j).compile(
+    ).cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     res["engine_step_gflops"] = float(cost.get("flops", float("nan"))) / 1e9
     res["engine_step_gbytes"] = float(cost.get("bytes accessed", float("nan"))) / 1e9
-    cost_old = stacked.lower(state, cache, prev, pos).compile().cost_analysis()
+    cost_old = stacked.lower(state, held["cache"], prev, pos).compile().cost_analysis()
     cost_old = cost_old[0] if isinstance(cost_old, (list, tuple)) else cost_old
     res["stacked_step_gflops"] = float(cost_old.get("flops", float("nan"))) / 1e9
     res["stacked_step_gbytes"] = float(cost_old.get("bytes accessed", float("nan"))) / 1e9
     if trace_dir:
         with jax.profiler.trace(f"{trace_dir}/batch_{B}"):
             for _ in range(3):
-                jax.block_until_ready(step(dw, kp, vp, ks, vs, prev, pos, j))
+                jax.block_until_ready(engine_step())
     return res
 
 

@@ -148,20 +148,26 @@ def test_capped_masks_equal_the_full_sort():
     assert 5 < over.sum() < 40  # both cases occur
 
 
-def test_capped_sampling_equals_full_sort_sampling_including_overflow():
+@pytest.mark.parametrize("V", [200, 5000])
+def test_capped_sampling_equals_full_sort_sampling_including_overflow(V):
     """Non-overflowing rows: the cap's ranked noise is a prefix of the full sort's; overflowing
-    rows fall back to the full sort: either way the same token as cap = V."""
+    rows are redone on the 4096 largest logits (V = 5000) or by a full sort: either way the
+    same token as cap = V."""
     rng = np.random.default_rng(1)
-    B, V = 64, 200
-    z = jnp.asarray(rng.normal(size=(B, V)) * np.linspace(0.2, 6, B)[:, None], jnp.float32)
+    B = 48
+    z = jnp.asarray(rng.normal(size=(B, V)) * np.geomspace(0.01, 6 if V < 1000 else 40, B)[
+        :, None], jnp.float32)
     keys = jax.random.split(jax.random.key(0), B)
     t = jnp.full((B,), 0.8)
     p = jnp.asarray(rng.choice([0.5, 0.9, 0.97], B), jnp.float32)
     k = jnp.asarray(rng.choice([0, 0, 30], B), jnp.int32)
     small = sample_step(keys, z, t, p, k, cap=8, use_plain=False)
     full = sample_step(keys, z, t, p, k, cap=V, use_plain=False)
-    _, over = truncation_mask(z / 0.8, p, k, cap=8)
+    keep, over = truncation_mask(z / 0.8, p, k, cap=8)
     assert 5 < int(over.sum()) < B - 5
+    if V > 4096:  # some rows need the full sort, some fit in the wider top-k
+        sizes = np.asarray(truncation_mask(z / 0.8, p, k)[0]).sum(-1)
+        assert (sizes > 4096).sum() >= 2 and ((sizes > 8) & (sizes <= 4096)).sum() >= 2
     np.testing.assert_array_equal(small[0], full[0])
     np.testing.assert_allclose(small[1], full[1], atol=1e-6)
 
@@ -205,6 +211,21 @@ def test_update_weights_changes_samples_without_recompiling(model):
     want = generate_tokens(Engine(other), [[1, 2], [3]], keys, **kw)
     np.testing.assert_array_equal(got.tokens, want.tokens)
     assert model(jnp.asarray([[1, 2]])).shape == (1, 2, 40)  # the old model is still usable
+
+
+def test_bfloat16_engine_close_to_float32(model):
+    from llm_tools.engine import default_dtype
+
+    assert default_dtype() == ("float32" if jax.default_backend() == "cpu" else "bfloat16")
+    prompt = [[4, 8, 15, 16, 23]]
+    keys = jax.random.split(jax.random.key(0), 1)
+    kw = dict(max_new_tokens=6, temperature=0.0)
+    a = generate_tokens(Engine(model, dtype="float32"), prompt, keys, **kw)
+    b = generate_tokens(Engine(model, dtype="bfloat16"), prompt, keys, **kw)
+    assert Engine(model, dtype="bfloat16").weights.head.dtype == jnp.bfloat16
+    n = int(np.argmax(a.tokens[0] != b.tokens[0])) if (a.tokens != b.tokens).any() else 6
+    assert n >= 2  # the first tokens agree; logprobs of agreeing tokens within bf16 error
+    np.testing.assert_allclose(a.logprobs[0, :n], b.logprobs[0, :n], atol=0.1)
 
 
 def test_bad_engine_inputs(model):

@@ -17,6 +17,7 @@ from llm_tools import (
     sample_key,
     tiny_config,
 )
+from llm_tools.sampler import split_at_boundary
 
 CFG = tiny_config(max_seq_len=64)
 
@@ -227,6 +228,11 @@ def test_text_logprobs_tokenize_once_and_reject_a_split_token(smollm2):
         lm.logprobs(["Hello wor"], ["ld"])
     with pytest.raises(ValueError, match="boundary falls inside token"):
         lm.logprobs(["Hello "], ["world"])  # " world" is one token
+    # special tokens and multi-byte characters on both sides of the boundary
+    chat = tok.apply_chat_template([{"role": "user", "content": "Dis-moi: café"}])
+    ids, k = split_at_boundary(tok, chat, "Le café 🙂 est")
+    assert ids[:k] == tok.encode(chat) and tok.decode(ids[k:]) == "Le café 🙂 est"
+    assert split_at_boundary(ByteTokenizer(), "café", "s") == (list("cafés".encode()), 5)
 
 
 def test_bad_id_inputs(lm):
