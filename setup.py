@@ -41,6 +41,9 @@ EXTRAS["all"] = sorted({req for name in ("rl", "llm") for req in EXTRAS[name]})
 # loading the same GGUF). Pin torch: on these machines torch==2.13.0 resolves to the CPU build
 # already on disk, while an unpinned torch pulls a multi-GB CUDA build.
 EXTRAS["reference"] = ["torch==2.13.0", "transformers>=4.48", "accelerate>=1.0"]
+# Benchmark-only baselines (experiments/tecrl/bench.py times SBX's SAC beside ours). sbx-rl
+# needs stable-baselines3, which needs torch: pinned to the CPU build on disk, as above.
+EXTRAS["bench"] = ["sbx-rl>=0.28", "torch==2.13.0"]
 # The tests exercise every package, so they need every runtime extra too.
 EXTRAS["test"] = ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", *EXTRAS["all"]]
 
