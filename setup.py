@@ -1,4 +1,4 @@
-"""Installs the paper-to-JAX research library (every top-level package of DESIGN.md)."""
+"""Installs paperjax: every top-level package of the layout in docs/design.md."""
 
 from setuptools import find_packages, setup
 

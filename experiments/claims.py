@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import importlib.util
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PACKAGES", "Claim", "ClaimResult", "discover_claims"]
+__all__ = [
+    "PACKAGES",
+    "Claim",
+    "ClaimResult",
+    "discover_claims",
+    "experiment_packages",
+    "packages_without_claims",
+]
 
-# Order in which reports list the papers (DESIGN.md section 1).
+# Order in which reports list the papers (docs/design.md, "Layout"); experiment packages not
+# named here (a paper added later) are found by :func:`experiment_packages` and listed after.
 PACKAGES = (
     "muon_ns",
     "lstdq",
@@ -26,10 +33,25 @@ PACKAGES = (
     "softstep",
     "tecrl",
     "llm_tools",
+    "thought_branches",
+    "abstral",
     "e3_pruner",
     "seeg_embed",
     "mgc",
 )
+
+_EXPERIMENTS_DIR = Path(__file__).resolve().parent
+
+
+def experiment_packages() -> list[str]:
+    """Every paper package: :data:`PACKAGES`, then any other ``experiments/<name>/`` folder
+    holding a ``main.py`` or ``claims.py``, in that order."""
+    found = sorted(
+        p.name for p in _EXPERIMENTS_DIR.iterdir()
+        if p.is_dir() and p.name.isidentifier()
+        and ((p / "main.py").exists() or (p / "claims.py").exists())
+    )
+    return list(PACKAGES) + [p for p in found if p not in PACKAGES]
 
 
 @dataclasses.dataclass
@@ -77,30 +99,64 @@ class Claim:
         return f"{self.package}/{self.name}"
 
 
+def _check_known(packages: Iterable[str] | None) -> list[str]:
+    known = experiment_packages()
+    wanted = list(known if packages is None else packages)
+    unknown = [p for p in wanted if p not in known]
+    if unknown:
+        raise ValueError(f"unknown package(s) {unknown}; expected some of {known}")
+    return wanted
+
+
+def _claims_module(pkg: str):
+    module_name = f"experiments.{pkg}.claims"
+    if not (_EXPERIMENTS_DIR / pkg / "claims.py").exists():
+        return None
+    return importlib.import_module(module_name)
+
+
+def packages_without_claims(packages: Iterable[str] | None = None) -> dict[str, str]:
+    """The requested packages that register no claim, each with the reason.
+
+    Args:
+      packages: package names (``None``: every package of :func:`experiment_packages`).
+
+    Returns:
+      ``{package: reason}``, e.g. ``{"mgc": "no experiments/mgc/claims.py"}``, in order.
+
+    Raises:
+      ValueError: for a package name that is not an experiment package.
+    """
+    out = {}
+    for pkg in _check_known(packages):
+        module = _claims_module(pkg)
+        if module is None:
+            out[pkg] = f"no experiments/{pkg}/claims.py"
+        elif not getattr(module, "CLAIMS", []):
+            out[pkg] = f"experiments/{pkg}/claims.py lists no CLAIMS"
+    return out
+
+
 def discover_claims(packages: Iterable[str] | None = None) -> list[Claim]:
     """Imports ``experiments.<pkg>.claims`` for each package that has one.
 
     Args:
-      packages: restrict to these package names (``None``: all of :data:`PACKAGES`).
+      packages: restrict to these package names (``None``: all of :func:`experiment_packages`).
+        Packages without claims contribute none (:func:`packages_without_claims` names them).
 
     Raises:
-      ValueError: for a package name that is not one of :data:`PACKAGES`.
+      ValueError: for a package name that is not an experiment package, or duplicate ids.
+      TypeError: if a ``CLAIMS`` list holds something other than :class:`Claim`.
     """
-    wanted = list(PACKAGES if packages is None else packages)
-    unknown = [p for p in wanted if p not in PACKAGES]
-    if unknown:
-        raise ValueError(f"unknown package(s) {unknown}; expected some of {list(PACKAGES)}")
     claims: list[Claim] = []
-    for pkg in wanted:
-        module_name = f"experiments.{pkg}.claims"
-        if importlib.util.find_spec(f"experiments.{pkg}") is None:
+    for pkg in _check_known(packages):
+        module = _claims_module(pkg)
+        if module is None:
             continue
-        if importlib.util.find_spec(module_name) is None:
-            continue
-        module = importlib.import_module(module_name)
         for claim in getattr(module, "CLAIMS", []):
             if not isinstance(claim, Claim):
-                raise TypeError(f"{module_name}.CLAIMS holds {type(claim).__name__}, not Claim")
+                raise TypeError(
+                    f"{module.__name__}.CLAIMS holds {type(claim).__name__}, not Claim")
             claims.append(claim)
     ids = [c.id for c in claims]
     dupes = sorted({i for i in ids if ids.count(i) > 1})

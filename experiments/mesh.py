@@ -1,4 +1,4 @@
-"""Data-parallel mesh helpers and a guarded multi-host initialisation (DESIGN.md section 5).
+"""Data-parallel mesh helpers and a guarded multi-host initialisation (docs/design.md, "Scale-out").
 
 A 1-D ``('data',)`` mesh over all devices; batches are sharded on their leading axis with
 ``NamedSharding(mesh, P('data'))`` and parameters are replicated. Correct for one device

@@ -14,8 +14,10 @@ import contextlib
 import json
 import math
 import os
+import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -114,8 +116,9 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 class Workdir:
     """Writer for one run's directory.
 
-    Layout: ``config.json``, ``metrics.jsonl``, ``results.json``, ``report.md``,
-    ``*.png`` plots and ``checkpoints/`` (see :mod:`experiments.checkpoint`).
+    Layout: ``config.json`` (the config the run started with), ``resumes.jsonl`` (one line
+    per restart), ``metrics.jsonl``, ``results.json``, ``report.md``, ``*.png`` plots and
+    ``checkpoints/`` (see :mod:`experiments.checkpoint`).
     Only process 0 writes in a multi-host run (pass ``is_writer=False`` elsewhere).
     """
 
@@ -135,11 +138,45 @@ class Workdir:
     def file(self, name: str) -> Path:
         return self.path / name
 
-    def write_config(self, config: Any) -> Path | None:
-        """Writes ``config.json`` from an ``ml_collections.ConfigDict`` or a mapping."""
+    def write_config(self, config: Any, *, resume_allow: Iterable[str] = ()) -> Path | None:
+        """Records the run's config in ``config.json``; never rewrites that of an existing run.
+
+        A new run writes ``config.json``. When the workdir already holds one (a restart),
+        the stored config is compared with ``config``: keys matching ``resume_allow``
+        (``fnmatch`` patterns, e.g. ``("steps", "eval_every")``) may differ, and each restart
+        appends one line to ``resumes.jsonl`` (time, command line, the allowed changes);
+        ``config.json`` keeps the config the run started with.
+
+        Args:
+          config: an ``ml_collections.ConfigDict`` or a mapping.
+          resume_allow: keys allowed to differ from the stored config.
+
+        Returns:
+          The path of ``config.json`` (``None`` on a non-writing process).
+
+        Raises:
+          ResumeError: if the stored config differs in a key that is not allowed (one line
+            listing the keys); nothing is written then.
+        """
+        from experiments.config import check_resume
+
         if hasattr(config, "to_dict"):
             config = config.to_dict()
+        path = self.file("config.json")
+        if path.exists():
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            changes = check_resume(stored, to_jsonable(config, where="config"), resume_allow,
+                                   where=str(self.path))
+            if self.is_writer:
+                self._append_line("resumes.jsonl", {
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "argv": list(sys.argv), "changes": changes})
+            return path
         return self.write_json("config.json", config)
+
+    def read_resumes(self) -> list[dict[str, Any]]:
+        """The restarts of this run (``resumes.jsonl``), oldest first."""
+        return self._read_lines("resumes.jsonl")
 
     def write_json(self, name: str, obj: Any) -> Path | None:
         if not self.is_writer:
@@ -183,8 +220,12 @@ class Workdir:
             return
         record = {"step": int(step)}
         record.update(to_jsonable(metrics, where=f"metrics at step {step}"))
-        line = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
-        fd = os.open(self.file("metrics.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._append_line("metrics.jsonl", record)
+
+    def _append_line(self, name: str, record: Mapping[str, Any]) -> None:
+        """One ``write`` of one full JSON line on an ``O_APPEND`` descriptor."""
+        line = (json.dumps(to_jsonable(record, where=name), sort_keys=True) + "\n").encode()
+        fd = os.open(self.file(name), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line)
         finally:
@@ -192,7 +233,10 @@ class Workdir:
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """Reads ``metrics.jsonl``; a trailing partial line (crash mid-write) is ignored."""
-        path = self.file("metrics.jsonl")
+        return self._read_lines("metrics.jsonl")
+
+    def _read_lines(self, name: str) -> list[dict[str, Any]]:
+        path = self.file(name)
         if not path.exists():
             return []
         records = []

@@ -11,85 +11,139 @@
 - Training: :func:`next_token_loss`, :func:`make_train_step` (data-parallel over a mesh),
   :func:`stdlib_corpus` (the standard library's sources, split by file), :func:`tiny_config`.
 
+Names are imported on first use (``llm_tools.Llama`` loads the model code and JAX then), so
+``import llm_tools`` is cheap and ``python -m llm_tools.fetch`` does not load JAX.
+
 References:
   Touvron et al., "LLaMA: Open and Efficient Foundation Language Models", 2023.
   Allal et al., "SmolLM2: When Smol Goes Big", 2025.
 """
 
-from llm_tools.client import OpenAISampler, ServerError, seed_from_key
-from llm_tools.data import Corpus, sample_windows, stdlib_corpus, stdlib_files
-from llm_tools.fetch import fetch_smollm2, find_smollm2, smollm2_path
-from llm_tools.gguf_loader import Pretrained, load_gguf, load_smollm2
-from llm_tools.model import (
-    KVCache,
-    LayerGate,
-    Llama,
-    LlamaConfig,
-    drop_layers,
-    forward,
-    init_cache,
-    shard_model,
-)
-from llm_tools.sampler import Completion, JaxSampler, Sampler, Score
-from llm_tools.sampling import (
-    GenerationOutput,
-    generate_tokens,
-    sample_logits,
-    top_k_mask,
-    top_p_mask,
-)
-from llm_tools.tiny import tiny_config
-from llm_tools.tokenizer import BPETokenizer, ByteTokenizer, render_chat
-from llm_tools.train import (
-    TrainState,
-    init_train_state,
-    load_model,
-    make_eval_step,
-    make_train_step,
-    next_token_loss,
-    save_model,
-)
+from __future__ import annotations
 
-__all__ = [
-    "BPETokenizer",
-    "ByteTokenizer",
-    "Completion",
-    "Corpus",
-    "GenerationOutput",
-    "JaxSampler",
-    "KVCache",
-    "LayerGate",
-    "Llama",
-    "LlamaConfig",
-    "OpenAISampler",
-    "Pretrained",
-    "Sampler",
-    "Score",
-    "ServerError",
-    "TrainState",
-    "drop_layers",
-    "fetch_smollm2",
-    "find_smollm2",
-    "forward",
-    "generate_tokens",
-    "init_cache",
-    "init_train_state",
-    "load_gguf",
-    "load_model",
-    "load_smollm2",
-    "make_eval_step",
-    "make_train_step",
-    "next_token_loss",
-    "render_chat",
-    "sample_logits",
-    "sample_windows",
-    "save_model",
-    "seed_from_key",
-    "shard_model",
-    "smollm2_path",
-    "stdlib_corpus",
-    "stdlib_files",
-    "tiny_config",
-    "top_k_mask",
-    "top_p_mask",
-]
+import importlib
+from typing import TYPE_CHECKING
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "OpenAISampler": "client",
+    "ServerError": "client",
+    "seed_from_key": "client",
+    "Corpus": "data",
+    "sample_windows": "data",
+    "stdlib_corpus": "data",
+    "stdlib_files": "data",
+    "fetch_smollm2": "fetch",
+    "find_smollm2": "fetch",
+    "smollm2_path": "fetch",
+    "Pretrained": "gguf_loader",
+    "load_gguf": "gguf_loader",
+    "load_smollm2": "gguf_loader",
+    "KVCache": "model",
+    "LayerGate": "model",
+    "Llama": "model",
+    "LlamaConfig": "model",
+    "drop_layers": "model",
+    "forward": "model",
+    "init_cache": "model",
+    "shard_model": "model",
+    "Completion": "sampler",
+    "JaxSampler": "sampler",
+    "Sampler": "sampler",
+    "Score": "sampler",
+    "GenerationOutput": "sampling",
+    "generate_tokens": "sampling",
+    "sample_logits": "sampling",
+    "top_k_mask": "sampling",
+    "top_p_mask": "sampling",
+    "tiny_config": "tiny",
+    "BPETokenizer": "tokenizer",
+    "ByteTokenizer": "tokenizer",
+    "render_chat": "tokenizer",
+    "TrainState": "train",
+    "init_train_state": "train",
+    "load_model": "train",
+    "make_eval_step": "train",
+    "make_train_step": "train",
+    "next_token_loss": "train",
+    "save_model": "train",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llm_tools' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"llm_tools.{module}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # static analysers and IDEs see the eager imports
+    from llm_tools.client import (  # noqa: F401
+        OpenAISampler,
+        ServerError,
+        seed_from_key,
+    )
+    from llm_tools.data import (  # noqa: F401
+        Corpus,
+        sample_windows,
+        stdlib_corpus,
+        stdlib_files,
+    )
+    from llm_tools.fetch import (  # noqa: F401
+        fetch_smollm2,
+        find_smollm2,
+        smollm2_path,
+    )
+    from llm_tools.gguf_loader import (  # noqa: F401
+        Pretrained,
+        load_gguf,
+        load_smollm2,
+    )
+    from llm_tools.model import (  # noqa: F401
+        KVCache,
+        LayerGate,
+        Llama,
+        LlamaConfig,
+        drop_layers,
+        forward,
+        init_cache,
+        shard_model,
+    )
+    from llm_tools.sampler import (  # noqa: F401
+        Completion,
+        JaxSampler,
+        Sampler,
+        Score,
+    )
+    from llm_tools.sampling import (  # noqa: F401
+        GenerationOutput,
+        generate_tokens,
+        sample_logits,
+        top_k_mask,
+        top_p_mask,
+    )
+    from llm_tools.tiny import (  # noqa: F401
+        tiny_config,
+    )
+    from llm_tools.tokenizer import (  # noqa: F401
+        BPETokenizer,
+        ByteTokenizer,
+        render_chat,
+    )
+    from llm_tools.train import (  # noqa: F401
+        TrainState,
+        init_train_state,
+        load_model,
+        make_eval_step,
+        make_train_step,
+        next_token_loss,
+        save_model,
+    )

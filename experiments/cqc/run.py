@@ -18,38 +18,20 @@ import jax
 import numpy as np
 
 import cqc
-from experiments.config import ConfigError, check, in_range, one_of, positive
+from experiments.config import validate_config
+from experiments.cqc.configs import default as default_config
 from experiments.progress import Progress
 from experiments.workdir import Workdir
 
-EXPERIMENTS = ("complexity", "robustness", "employment")
+EXPERIMENTS = default_config.EXPERIMENTS
 METHODS = ("direct", "indirect", "ipw", "separate")
 EVAL_X = np.linspace(-0.9, 0.9, 19)
 EVAL_U = np.linspace(0.1, 0.9, 9)
 
 
 def validate(config) -> None:
-    check(config, {
-        "experiment": one_of("all", *EXPERIMENTS),
-        "direct.steps": positive,
-        "direct.learning_rate": positive,
-        "direct.grid_size": positive,
-        "direct.n_levels": positive,
-        "complexity.scenario": one_of(1, 2, 3, 4),
-        "complexity.reps": positive,
-        "robustness.scenario": one_of(1, 2, 3, 4),
-        "robustness.reps": positive,
-        "employment.dataset": one_of("jtrain2", "jtrain3"),
-        "employment.model": one_of("linear", "monotone"),
-        "employment.n_boot": positive,
-        "employment.band_level": in_range(0.5, 0.999),
-    })
-    for key in ("complexity.ns", "robustness.ns"):
-        sec, leaf = key.split(".")
-        if not config[sec][leaf] or min(config[sec][leaf]) < 100:
-            raise ConfigError(f"config.{key} must be a non-empty tuple of sizes >= 100")
-    if not config.complexity.gammas or min(config.complexity.gammas) < 0:
-        raise ConfigError("config.complexity.gammas must be a non-empty tuple of values >= 0")
+    """Checks ``config`` against ``configs/default.py``'s ``RULES`` and ``validate``."""
+    validate_config(config, default_config)
 
 
 def eval_points(design: cqc.Design):

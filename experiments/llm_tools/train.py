@@ -18,7 +18,8 @@ import optax
 from flax import nnx
 
 from experiments.checkpoint import Checkpointer
-from experiments.config import check, one_of, positive
+from experiments.config import ConfigError, validate_config
+from experiments.llm_tools.configs import lm as lm_config
 from experiments.progress import Progress
 from experiments.workdir import Workdir
 from llm_tools import (
@@ -56,20 +57,15 @@ def run(config, workdir, optimizer: optax.GradientTransformation | None = None) 
       workdir: output folder (resumes from its checkpoints).
       optimizer: overrides ``config.optimizer`` (e.g. ``muon_ns.muon(...)``).
     """
-    check(config, {"steps": positive, "batch_size": positive, "seq_len": positive,
-                   "learning_rate": positive, "eval_every": positive,
-                   "checkpoint_every": positive, "optimizer": one_of("adamw", "sgd")})
+    validate_config(config, lm_config)
     workdir = Path(workdir)
     wd = Workdir(workdir)
     corpus = stdlib_corpus(config.max_corpus_bytes or None)
     model_cfg = tiny_config(**dict(config.model))
-    if config.seq_len + 1 > model_cfg.max_seq_len:
-        raise ValueError(f"config: seq_len + 1 ({config.seq_len + 1}) exceeds model.max_seq_len "
-                         f"({model_cfg.max_seq_len})")
     n_dev = jax.device_count()
     if config.batch_size % n_dev:
-        raise ValueError(f"config: batch_size {config.batch_size} is not divisible by the "
-                         f"{n_dev} devices")
+        raise ConfigError(f"config.batch_size must be divisible by the {n_dev} devices, got "
+                          f"{config.batch_size}")
     mesh = jax.make_mesh((n_dev,), ("data",)) if n_dev > 1 else None
     opt = optimizer or make_optimizer(config)
     model = Llama(model_cfg, rngs=nnx.Rngs(config.seed))
@@ -83,7 +79,8 @@ def run(config, workdir, optimizer: optax.GradientTransformation | None = None) 
         return float(np.mean([float(eval_fn(state, b)) for b in valid_batches]))
 
     initial_valid_loss = evaluate(state)  # the untrained model, measured (same seed on resume)
-    ckpt = Checkpointer(workdir / "checkpoints", save_every=config.checkpoint_every)
+    ckpt = Checkpointer(workdir / "checkpoints", save_every=config.checkpoint_every,
+                        config=config, resume_allow=lm_config.RESUME_ALLOW)
     init = {"state": state, "key": jax.random.key(config.seed)}
     restored, start = ckpt.restore_or(init)
     state, key = restored["state"], restored["key"]

@@ -25,28 +25,18 @@ import numpy as np
 import scipy.stats
 
 import lstdq as L
-from experiments.config import ConfigError, check, in_range, one_of, positive
+from experiments import timing
+from experiments.config import validate_config
+from experiments.lstdq.configs import default as default_config
 from experiments.progress import Progress
 from experiments.workdir import Workdir
 
-EXPERIMENTS = ("coverage", "rate", "unification", "cartpole")
+EXPERIMENTS = default_config.EXPERIMENTS
 
 
 def validate(config) -> None:
-    check(config, {
-        "experiment": one_of("all", *EXPERIMENTS),
-        "coverage.num_settings": positive, "coverage.n": positive, "coverage.reps": positive,
-        "coverage.gamma": in_range(0.0, 1.0, closed=False), "coverage.dim": positive,
-        "rate.reps": positive, "rate.num_n": positive,
-        "rate.gamma": in_range(0.0, 1.0, closed=False),
-        "unification.num_mdps": positive, "unification.gamma": in_range(0.0, 1.0, closed=False),
-        "cartpole.n": positive, "cartpole.epsilon": in_range(0.0, 1.0),
-        "cartpole.gamma": in_range(0.0, 1.0, closed=False), "cartpole.mc_episodes": positive,
-        "cartpole.ridge": in_range(0.0, 1e3), "cartpole.fqe_iterations": positive,
-    })
-    if config.rate.log10_n_max < config.rate.log10_n_min:
-        raise ConfigError("config.rate.log10_n_max must be >= config.rate.log10_n_min, got "
-                          f"{config.rate.log10_n_max} < {config.rate.log10_n_min}")
+    """Checks ``config`` against ``configs/default.py``'s ``RULES`` and ``validate``."""
+    validate_config(config, default_config)
 
 
 # -- shared: Monte-Carlo errors of LSTDQ on a finite MDP ----------------------------------
@@ -324,20 +314,21 @@ def run_cartpole(config, workdir) -> dict[str, Any]:
     ds = L.Dataset(*(jnp.asarray(x) for x in data.dataset))
     x0 = jnp.asarray(data.init_features, jnp.float32)
 
-    def timed(fn):
-        out = fn()  # first call includes compilation
-        jax.block_until_ready(out)
-        t = time.perf_counter()
-        out = fn()
-        jax.block_until_ready(out)
-        return out, time.perf_counter() - t
+    # Wall time on a shared machine: both solvers are timed `timing_repeats` times,
+    # alternately (so a burst of load hits both), after one untimed call each (compilation);
+    # the criterion compares medians and the report gives the range.
+    reps = int(cfg.timing_repeats)
 
-    theta_l, t_l = timed(lambda: L.lstdq(*ds, ridge=cfg.ridge))
-    L.fqe(*ds, ridge=cfg.ridge, num_iterations=1)  # compile once (iterations are dynamic)
-    t = time.perf_counter()
-    res_f = L.fqe(*ds, ridge=cfg.ridge, num_iterations=int(cfg.fqe_iterations), tol=cfg.fqe_tol)
-    jax.block_until_ready(res_f)
-    t_f = time.perf_counter() - t
+    def fqe():
+        return L.fqe(*ds, ridge=cfg.ridge, num_iterations=int(cfg.fqe_iterations),
+                     tol=cfg.fqe_tol)
+
+    theta_l = L.lstdq(*ds, ridge=cfg.ridge)
+    res_f = fqe()
+    times = timing.alternate({"lstdq": lambda: L.lstdq(*ds, ridge=cfg.ridge), "fqe": fqe},
+                             repeats=reps, warmup=0)
+    s_l, s_f = timing.spread(times["lstdq"]), timing.spread(times["fqe"])
+    t_l, t_f = s_l["median"], s_f["median"]
     j_l, j_f = float(L.value(theta_l, x0)), float(L.value(res_f.theta, x0))
     results = {
         "n": int(cfg.n), "dim": int(ds.features.shape[1]), "gamma": cfg.gamma,
@@ -345,6 +336,8 @@ def run_cartpole(config, workdir) -> dict[str, Any]:
         "lstdq_value": j_l, "fqe_value": j_f,
         "lstdq_abs_err": abs(j_l - truth), "fqe_abs_err": abs(j_f - truth),
         "lstdq_seconds": t_l, "fqe_seconds": t_f, "fqe_iterations": int(res_f.iterations),
+        "lstdq_seconds_min": s_l["min"], "lstdq_seconds_max": s_l["max"],
+        "fqe_seconds_min": s_f["min"], "fqe_seconds_max": s_f["max"], "timing_repeats": reps,
         "fqe_converged": bool(res_f.converged), "speedup_lstdq_over_fqe": t_f / t_l,
         "lstdq_fqe_rel_gap": abs(j_l - j_f) / abs(truth),
         "collect_seconds": t_collect, "mc_seconds": t_mc, "episodes_logged": data.episodes,
@@ -355,7 +348,9 @@ def run_cartpole(config, workdir) -> dict[str, Any]:
         "LSTDQ vs FQE on CartPole-v1",
         f"n={cfg.n} logged transitions (eps={cfg.epsilon}), d={results['dim']} RBF features, "
         f"gamma={cfg.gamma}. Monte-Carlo J={truth:.3f}+-{truth_se:.3f}; LSTDQ {j_l:.3f} in "
-        f"{t_l:.3f}s, FQE {j_f:.3f} in {t_f:.3f}s ({int(res_f.iterations)} iterations).",
+        f"{t_l:.3f}s, FQE {j_f:.3f} in {t_f:.3f}s ({int(res_f.iterations)} iterations); times "
+        f"are medians of {reps} alternating runs (LSTDQ {s_l['min']:.3f}-{s_l['max']:.3f}s, "
+        f"FQE {s_f['min']:.3f}-{s_f['max']:.3f}s).",
         results, []))
     return results
 

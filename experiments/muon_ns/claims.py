@@ -45,7 +45,9 @@ def _training(task: str):
             summary=(f"Muon-SVD final validation loss {r['svd_final_val_loss']:.4f} in "
                      f"{r['svd_total_train_s']:.1f}s of training. NS runs with q>=3 meeting "
                      f"both criteria (<= 2% worse at equal steps, reaching that level sooner "
-                     f"in wall-clock): {ok or 'none'}; failing: {bad or 'none'}."),
+                     f"in wall-clock): {ok or 'none'}; failing: {bad or 'none'}. Wall-clock "
+                     "times come from one timed training run per optimizer on this machine "
+                     "(not repeated)."),
         )
     return run
 

@@ -33,10 +33,11 @@ from flax import nnx
 from scipy.stats import spearmanr
 from sklearn.neighbors import KNeighborsRegressor
 
-from experiments.config import check, in_range, load_config, one_of, positive
+from experiments.config import load_config, validate_config
 from experiments.progress import Progress
+from experiments.softstep.configs import default as default_config
 from experiments.workdir import Workdir, atomic_write_bytes, atomic_write_json
-from softstep import DATASETS, ModelSpec, TrainConfig, load_dataset, make_model, train_model
+from softstep import ModelSpec, TrainConfig, load_dataset, make_model, train_model
 
 HEADS = {
     "linear": dict(head="linear"),
@@ -55,22 +56,8 @@ def split_list(text: str) -> list[str]:
 
 
 def validate(config) -> None:
-    check(config, {
-        "num_seeds": positive, "epochs": positive, "image_epochs": positive, "batch_size": positive,
-        "learning_rate": positive, "patience": positive, "embed_dim": positive,
-        "val_fraction": in_range(0.0, 0.5, closed=False),
-        "test_fraction": in_range(0.0, 0.5, closed=False),
-        "rank_pairs": positive, "similarity": one_of("neg_l2", "neg_l1", "dot", "cosine"),
-    })
-    for key, allowed in (("datasets", DATASETS), ("heads", HEADS),
-                         ("table_backbones", ("mlp", "resmlp")),
-                         ("image_backbones", ("cnn", "mlp", "resmlp"))):
-        items = split_list(config[key])
-        bad = [i for i in items if i not in allowed]
-        if not items or bad:
-            raise ValueError(
-                f"config.{key}: expected some of {sorted(allowed)}, got {bad or items}"
-            )
+    """Checks ``config`` against ``configs/default.py``'s ``RULES`` and ``validate``."""
+    validate_config(config, default_config)
 
 
 def make_splits(n: int, num_seeds: int, seed: int, val_fraction: float, test_fraction: float):

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.checkpoint import Checkpointer
-from experiments.config import ConfigError
+from experiments.config import ConfigError, validate_config
 from experiments.progress import Progress
 from experiments.tecrl import probes, report
 from experiments.tecrl.configs import common
@@ -35,7 +35,7 @@ class Crash(RuntimeError):
 
 
 def _agent_config(config) -> AgentConfig:
-    common.validate(config)
+    validate_config(config, common)
     return AgentConfig.from_mapping(config.agent.to_dict())
 
 
@@ -61,7 +61,8 @@ def _train_pendulum(config, wd: Workdir, agent_cfg: AgentConfig):
     rs = trainer.warmup(trainer.init(jax.random.split(k_init, config.num_seeds)))
     probe = jax.tree.map(lambda x: x[:, : config.probe_size], rs.buffer.data)
     init = {"run": rs, "probe": probe, "prev_y": trainer.probe_targets(rs, probe, k_probe)}
-    ckpt = Checkpointer(wd.path / "checkpoints", save_every=config.checkpoint_every)
+    ckpt = Checkpointer(wd.path / "checkpoints", save_every=config.checkpoint_every,
+                        config=config, resume_allow=common.RESUME_ALLOW)
     state, start = ckpt.restore_or(init)
     wd.truncate_metrics(start)
     progress = Progress(config.total_steps, name=f"tecrl/{agent_cfg.algo}", interval_s=10.0,
@@ -109,7 +110,8 @@ def _train_gym(config, wd: Workdir, agent_cfg: AgentConfig):
         raise ConfigError(f"config.eval_every / config.num_envs must be a multiple of "
                           f"{loop.steps_per_call} (policy_delay / gcd(num_envs, policy_delay)), "
                           f"got {vector_steps}")
-    ckpt = Checkpointer(wd.path / "checkpoints", save_every=config.checkpoint_every)
+    ckpt = Checkpointer(wd.path / "checkpoints", save_every=config.checkpoint_every,
+                        config=config, resume_allow=common.RESUME_ALLOW)
     state, start = ckpt.restore_or(loop.init(jax.random.key(config.seed)))
     wd.truncate_metrics(start)
     progress = Progress(config.total_steps, name=f"tecrl/{agent_cfg.algo}/{config.env}",

@@ -59,6 +59,47 @@ def test_restore_or_without_checkpoint_returns_init(tmp_path):
         Checkpointer(tmp_path / "none2", save_every=1).restore(init)
 
 
+def test_checkpoints_remember_their_config(tmp_path):
+    from experiments.config import ResumeError
+
+    config = {"lr": 0.1, "steps": 10, "fail_at": 3}
+    with Checkpointer(tmp_path / "c", save_every=1, config=config,
+                      resume_allow=("steps", "fail_at")) as ckpt:
+        ckpt.save(1, {"w": jnp.ones(3)})
+    stored = (tmp_path / "c" / "run_config.json").read_text()
+    # allowed differences continue; the stored config stays the original one
+    again = Checkpointer(tmp_path / "c", save_every=1, config={**config, "steps": 20,
+                                                               "fail_at": -1},
+                         resume_allow=("steps", "fail_at"))
+    assert again.resume_changes == {"steps": [10, 20], "fail_at": [3, -1]}
+    again.close()
+    assert (tmp_path / "c" / "run_config.json").read_text() == stored
+    with pytest.raises(ResumeError, match=r"\(checkpoints\) holds a run with a different "
+                                          r"config: lr 0.1 -> 0.5 \(only steps, fail_at may"):
+        Checkpointer(tmp_path / "c", save_every=1, config={**config, "lr": 0.5},
+                     resume_allow=("steps", "fail_at"))
+    # without checkpoints there is nothing to protect: a new config is simply recorded
+    Checkpointer(tmp_path / "empty", save_every=1, config=config).close()
+    Checkpointer(tmp_path / "empty", save_every=1, config={**config, "lr": 0.5}).close()
+    assert '"lr": 0.5' in (tmp_path / "empty" / "run_config.json").read_text()
+
+
+def test_mismatched_state_is_one_clear_line(tmp_path):
+    with Checkpointer(tmp_path / "c", save_every=1) as ckpt:
+        ckpt.save(2, {"params": {"w": jnp.ones((2, 64, 32)), "b": jnp.ones(3)}, "step": 1})
+    ckpt = Checkpointer(tmp_path / "c", save_every=1)
+    with pytest.raises(ValueError, match=r"checkpoint 2 in .* does not fit the state being "
+                                         r"restored: params.w has shape \(2, 32, 16\) in the "
+                                         r"state but \(2, 64, 32\) in the checkpoint") as e:
+        ckpt.restore({"params": {"w": jnp.ones((2, 32, 16)), "b": jnp.ones(3)}, "step": 0})
+    assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match=r"params.extra is in the state but not in the "
+                                         r"checkpoint"):
+        ckpt.restore({"params": {"w": jnp.ones((2, 64, 32)), "b": jnp.ones(3),
+                                 "extra": jnp.ones(1)}, "step": 0})
+    ckpt.close()
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="save_every must be a positive"):
         Checkpointer("/tmp/x_never", save_every=0)
@@ -103,7 +144,30 @@ def test_command_line_run_and_bad_key(tmp_path):
     bad_type = subprocess.run(cmd[:-1] + ["--config.steps=many"], cwd=ROOT, capture_output=True,
                               text=True, timeout=300)
     assert bad_type.returncode != 0
-    assert "config.steps" in bad_type.stderr
+    assert bad_type.stderr.strip().splitlines() == [
+        "python -m tests.experiments.toy.main: --config: config.steps expects an int, got 'many'"]
+
+    # A restart with a changed key is refused in one line and leaves the run untouched;
+    # an allowed change (steps) continues it and is logged in resumes.jsonl.
+    def snapshot():
+        return sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns)
+                      for p in (tmp_path / "cli").rglob("*"))
+
+    before = snapshot()
+    changed = subprocess.run(cmd + ["--config.learning_rate=0.5"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=300)
+    assert changed.returncode == 2
+    assert changed.stderr.strip().splitlines() == [
+        f"python -m tests.experiments.toy.main: {tmp_path / 'cli'} holds a run with a "
+        "different config: learning_rate 0.1 -> 0.5 (only fail_at_step, steps may change on "
+        "resume); use a new --workdir"]
+    assert snapshot() == before
+    longer = subprocess.run(cmd + ["--config.steps=14"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert longer.returncode == 0, longer.stderr
+    assert "toy: 14/14 (100.0%)" in longer.stderr
+    assert '"steps": 12' in (tmp_path / "cli" / "config.json").read_text()
+    assert Workdir(tmp_path / "cli").read_resumes()[-1]["changes"] == {"steps": [12, 14]}
 
     # Bad values and variants are caught before absl parses anything (checked in-process).
     assert launch.precheck_config_args(["main", f"--config={TOY_CONFIG}:quick",

@@ -108,6 +108,29 @@ def test_config_results_report(tmp_path):
     assert wd.file("report.md").read_text() == "# hi\n"
 
 
+def test_restart_never_rewrites_config_json(tmp_path):
+    import ml_collections
+
+    from experiments.config import ResumeError
+
+    wd = Workdir(tmp_path / "run", is_writer=True)
+    first = ml_collections.ConfigDict({"lr": 0.1, "steps": 10, "model": {"width": 8}})
+    wd.write_config(first, resume_allow=("steps",))
+    stored = wd.file("config.json").read_text()
+    longer = ml_collections.ConfigDict({"lr": 0.1, "steps": 20, "model": {"width": 8}})
+    wd.write_config(longer, resume_allow=("steps",))  # allowed: logged, not rewritten
+    assert wd.file("config.json").read_text() == stored
+    (resume,) = wd.read_resumes()
+    assert resume["changes"] == {"steps": [10, 20]} and resume["argv"] and resume["time"]
+    other = ml_collections.ConfigDict({"lr": 0.5, "steps": 20, "model": {"width": 16}})
+    with pytest.raises(ResumeError, match=r"holds a run with a different config: lr 0.1 -> 0.5; "
+                                          r"model.width 8 -> 16 \(only steps may change"):
+        wd.write_config(other, resume_allow=("steps",))
+    assert wd.file("config.json").read_text() == stored and len(wd.read_resumes()) == 1
+    with pytest.raises(ResumeError, match="allows no change on resume"):
+        wd.write_config(longer)
+
+
 def test_non_writer_writes_nothing(tmp_path):
     wd = Workdir(tmp_path / "run", is_writer=False)
     wd.write_results({"a": 1})

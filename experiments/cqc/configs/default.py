@@ -8,9 +8,54 @@ scenario 4), ``robustness`` (claim 2: double robustness under misspecification),
 ``employment`` (claim 3: NSW jtrain2, g(y0 | age) - y0 with bootstrap bands) or ``all``.
 Tiers: ``quick`` (minutes on 2 CPU cores, smoke scale), ``standard`` (where each claim is
 judged, <= 20 minutes on 2 CPU cores), ``full`` (the paper's scale: gamma 0..10, 50 reps).
+``RULES`` check every value before a run writes anything; a restart in the same workdir
+(which skips the cells already logged) may change only ``RESUME_ALLOW``.
 """
 
-from experiments.config import tiered
+from experiments.config import (
+    ConfigError,
+    at_least,
+    in_range,
+    non_negative,
+    one_of,
+    positive,
+    tiered,
+    tuple_of,
+)
+
+EXPERIMENTS = ("complexity", "robustness", "employment")
+
+RULES = {
+    "experiment": one_of("all", *EXPERIMENTS),
+    "direct.steps": positive,
+    "direct.learning_rate": positive,
+    "direct.grid_size": positive,
+    "direct.n_levels": positive,
+    "complexity.scenario": one_of(1, 2, 3, 4),
+    "complexity.gammas": tuple_of(non_negative),
+    "complexity.ns": tuple_of(at_least(100)),
+    "complexity.reps": positive,
+    "robustness.scenario": one_of(1, 2, 3, 4),
+    "robustness.gamma": non_negative,
+    "robustness.ns": tuple_of(at_least(100)),
+    "robustness.reps": positive,
+    "employment.dataset": one_of("jtrain2", "jtrain3"),
+    "employment.levels": tuple_of(in_range(0.0, 1.0, closed=False)),
+    "employment.model": one_of("linear", "monotone"),
+    "employment.steps": positive,
+    "employment.learning_rate": positive,
+    "employment.n_boot": positive,
+    "employment.band_level": in_range(0.5, 0.999),
+}
+
+RESUME_ALLOW = ()
+
+
+def validate(config) -> None:
+    """Checks across keys (``RULES`` checks each value on its own)."""
+    if config.employment.age_max <= config.employment.age_min:
+        raise ConfigError("config.employment.age_max must be > config.employment.age_min, got "
+                          f"{config.employment.age_max} <= {config.employment.age_min}")
 
 
 def get_config(variant=None):

@@ -7,9 +7,39 @@
 
 Resumes from ``--workdir``. Writes metrics.jsonl, results.json, loss.png, report.md and the
 trained model (``model/``, servable with ``python -m llm_tools.serve --model ckpt:<dir>/model``).
+
+``RULES`` and ``validate`` check every value before a run writes anything. A restart in the
+same workdir continues the run; it may change only ``RESUME_ALLOW``: the step count (the
+learning-rate schedule is then recomputed for the new total), and when to evaluate and
+checkpoint.
 """
 
-from experiments.config import tiered
+from experiments.config import ConfigError, non_negative, one_of, positive, tiered
+
+RULES = {
+    "seed": non_negative, "steps": positive, "batch_size": positive, "seq_len": positive,
+    "learning_rate": positive, "warmup_steps": non_negative, "weight_decay": non_negative,
+    "optimizer": one_of("adamw", "sgd"), "eval_every": positive, "eval_batches": positive,
+    "checkpoint_every": positive, "max_corpus_bytes": non_negative,
+    "model.dim": positive, "model.n_layers": positive, "model.n_heads": positive,
+    "model.n_kv_heads": positive, "model.max_seq_len": positive,
+}
+
+RESUME_ALLOW = ("steps", "eval_every", "checkpoint_every")
+
+
+def validate(config) -> None:
+    """Checks across keys (``RULES`` check each value on its own)."""
+    m = config.model
+    if config.seq_len + 1 > m.max_seq_len:
+        raise ConfigError(f"config.seq_len + 1 must be <= config.model.max_seq_len "
+                          f"({m.max_seq_len}), got {config.seq_len + 1}")
+    from llm_tools.tiny import tiny_config
+
+    try:
+        tiny_config(**dict(m))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"config.model: {e}") from e
 
 
 def get_config(variant=None):

@@ -8,10 +8,45 @@ rate, the unification identities and LSTDQ vs FQE on CartPole.
 
 ``experiment`` is one of all|coverage|rate|unification|cartpole. The tiers: ``quick``
 (seconds per experiment, CI smoke), ``standard`` (where the claims are judged, minutes on
-2 CPU cores), ``full`` (more settings, repetitions and data).
+2 CPU cores), ``full`` (more settings, repetitions and data). ``RULES`` and ``validate``
+check every value before a run writes anything; a restart in the same workdir may change
+only ``RESUME_ALLOW``.
 """
 
-from experiments.config import tiered
+from experiments.config import ConfigError, in_range, one_of, positive, tiered
+
+EXPERIMENTS = ("coverage", "rate", "unification", "cartpole")
+
+RULES = {
+    "experiment": one_of("all", *EXPERIMENTS),
+    "coverage.num_settings": positive, "coverage.n": positive, "coverage.reps": positive,
+    "coverage.num_states": positive, "coverage.num_actions": positive,
+    "coverage.chain_states": positive,
+    "coverage.gamma": in_range(0.0, 1.0, closed=False), "coverage.dim": positive,
+    "rate.num_states": positive, "rate.num_actions": positive, "rate.dim": positive,
+    "rate.reps": positive, "rate.num_n": positive,
+    "rate.gamma": in_range(0.0, 1.0, closed=False),
+    "rate.log10_n_min": in_range(1.0, 9.0),
+    "unification.num_mdps": positive, "unification.num_states": positive,
+    "unification.num_actions": positive, "unification.dim": positive,
+    "unification.gamma": in_range(0.0, 1.0, closed=False),
+    "cartpole.n": positive, "cartpole.epsilon": in_range(0.0, 1.0),
+    "cartpole.gamma": in_range(0.0, 1.0, closed=False), "cartpole.mc_episodes": positive,
+    "cartpole.per_dim": positive, "cartpole.ridge": in_range(0.0, 1e3),
+    "cartpole.fqe_iterations": positive, "cartpole.fqe_tol": positive,
+    "cartpole.timing_repeats": positive,
+}
+
+# Every experiment resumes by skipping the cells its metrics.jsonl already holds, so only
+# keys that do not change a finished cell may differ on a restart.
+RESUME_ALLOW = ()
+
+
+def validate(config) -> None:
+    """Checks across keys (``RULES`` checks each value on its own)."""
+    if config.rate.log10_n_max < config.rate.log10_n_min:
+        raise ConfigError("config.rate.log10_n_max must be >= config.rate.log10_n_min, got "
+                          f"{config.rate.log10_n_max} < {config.rate.log10_n_min}")
 
 
 def get_config(variant=None):
@@ -49,10 +84,11 @@ def get_config(variant=None):
             "mc_episodes": 2000,
             "fqe_iterations": 3000,
             "fqe_tol": 1e-4,  # float32 noise floor of the Q change at n >= 1e5
+            "timing_repeats": 5,  # LSTDQ and FQE timed alternately, medians compared
         },
     }
     tiers = {
-        "quick": {},
+        "quick": {"cartpole.timing_repeats": 3},
         "standard": {
             "coverage.num_settings": 40,
             "coverage.n": 20000,

@@ -9,9 +9,54 @@ One config holds the four experiments; ``experiment`` picks which one ``main`` r
     # experiment in {convergence, digits, lm, rank}; tiers quick | standard | full
 
 The claims (``python -m experiments.reproduce --tier standard --only muon_ns``) run all four.
+``RULES`` and ``validate`` check every value before a run writes anything; a restart in the
+same workdir may change only ``RESUME_ALLOW``.
 """
 
-from experiments.config import tiered
+from experiments.config import ConfigError, in_range, one_of, positive, tiered
+
+EXPERIMENTS = ("convergence", "digits", "lm", "rank")
+
+RULES = {
+    "experiment": one_of(*EXPERIMENTS),
+    "convergence.max_q": positive, "convergence.cond": positive,
+    "convergence.num_matrices": positive,
+    "train.muon_lr": positive, "train.sgdm_lr": positive, "train.adamw_lr": positive,
+    "train.muon_beta": in_range(0.0, 1.0, closed=False),
+    "train.sgdm_beta": in_range(0.0, 1.0, closed=False),
+    "train.normalization": one_of("frobenius", "max1_frobenius", "spectral_bound", "none"),
+    "train.checkpoint_every": positive, "train.timing_repeats": positive,
+    "digits.steps": positive, "digits.batch_size": positive, "digits.hidden": positive,
+    "digits.eval_every": positive,
+    "lm.steps": positive, "lm.batch_size": positive, "lm.seq_len": positive,
+    "lm.d_model": positive, "lm.num_layers": positive, "lm.num_heads": positive,
+    "lm.eval_every": positive, "lm.eval_batches": positive, "lm.max_train_bytes": positive,
+    "rank.dim": positive, "rank.num_samples": positive, "rank.batch_size": positive,
+    "rank.max_steps": positive, "rank.target": positive,
+    "rank.beta": in_range(0.0, 1.0, closed=False), "rank.seeds": positive,
+    "rank.eval_every": positive,
+}
+
+# checkpoint_every only changes when state is saved.
+RESUME_ALLOW = ("train.checkpoint_every",)
+
+
+def validate(config) -> None:
+    """Checks across keys (``RULES`` check each value on its own)."""
+    from experiments.muon_ns.training import parse_optimizers
+
+    for key in ("train.optimizers", "train.optimizers_lm"):
+        try:
+            parse_optimizers(config.train[key.split(".")[1]])
+        except ValueError as e:
+            raise ConfigError(f"config.{key}: {e}") from e
+    for task in ("digits", "lm"):
+        if config[task].steps % config[task].eval_every:
+            raise ConfigError(f"config.{task}.steps ({config[task].steps}) must be a multiple "
+                              f"of config.{task}.eval_every ({config[task].eval_every})")
+    if min(config.rank.ranks) < 1 or max(config.rank.ranks) > config.rank.dim:
+        raise ConfigError(f"config.rank.ranks must be <= dim={config.rank.dim} (and >= 1), "
+                          f"got {tuple(config.rank.ranks)}")
 
 # Optimizer grid of the training comparison: name -> settings (fixed before any run).
 TRAIN_OPTIMIZERS_ALL = (

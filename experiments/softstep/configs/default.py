@@ -7,10 +7,50 @@
 
 Lists are comma-separated strings so they can be overridden on the command line
 (``--config.datasets=diabetes,wages``). Heads: ``linear``, ``nw`` and
-``s{1,2}_{pointwise,global}`` (SoftStep kind and mode).
+``s{1,2}_{pointwise,global}`` (SoftStep kind and mode). ``RULES`` and ``validate`` check
+every value before a run writes anything; a restart in the same workdir (which skips the
+finished cells) may change only ``RESUME_ALLOW``.
 """
 
-from experiments.config import tiered
+from experiments.config import ConfigError, in_range, one_of, positive, tiered
+
+HEADS = ("linear", "nw", "s1_pointwise", "s2_pointwise", "s1_global", "s2_global")
+
+RULES = {
+    "num_seeds": positive, "epochs": positive, "image_epochs": positive, "batch_size": positive,
+    "learning_rate": positive, "patience": positive, "embed_dim": positive,
+    "weight_decay": in_range(0.0, 1.0),
+    "val_fraction": in_range(0.0, 0.5, closed=False),
+    "test_fraction": in_range(0.0, 0.5, closed=False),
+    "rank_pairs": positive, "similarity": one_of("neg_l2", "neg_l1", "dot", "cosine"),
+}
+
+# Finished cells are skipped on a restart and the suite refuses cells of another config
+# itself, so nothing may differ.
+RESUME_ALLOW = ()
+
+
+def _items(text) -> list[str]:
+    return [p.strip() for p in str(text).split(",") if p.strip()]
+
+
+def validate(config) -> None:
+    """The comma-separated lists: known names, positive ints (``RULES`` do the scalars)."""
+    from softstep import DATASETS
+
+    for key, allowed in (("datasets", DATASETS), ("heads", HEADS),
+                         ("table_backbones", ("mlp", "resmlp")),
+                         ("image_backbones", ("cnn", "mlp", "resmlp"))):
+        items = _items(config[key])
+        bad = [i for i in items if i not in allowed]
+        if not items or bad:
+            raise ConfigError(
+                f"config.{key}: expected some of {sorted(allowed)}, got {bad or items}")
+    for key in ("hidden_table", "hidden_cnn", "knn_grid"):
+        items = _items(config[key])
+        if not items or not all(i.isdigit() and int(i) > 0 for i in items):
+            raise ConfigError(f"config.{key} must be comma-separated positive ints, got "
+                              f"{config[key]!r}")
 
 
 def get_config(variant=None):

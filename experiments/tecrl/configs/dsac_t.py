@@ -4,7 +4,9 @@
         --workdir=/tmp/tecrl_dsac_t
 """
 
-from experiments.tecrl.configs.common import make
+from experiments.tecrl.configs.common import RESUME_ALLOW, RULES, make, validate
+
+__all__ = ["RESUME_ALLOW", "RULES", "get_config", "validate"]
 
 
 def get_config(variant=None):

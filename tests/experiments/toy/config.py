@@ -4,7 +4,19 @@
         --workdir=/tmp/toy
 """
 
-from experiments.config import tiered
+from experiments.config import ConfigError, non_negative, positive, tiered
+
+RULES = {"steps": positive, "learning_rate": positive, "batch_size": positive,
+         "checkpoint_every": positive, "model.dim": positive, "seed": non_negative}
+
+# fail_at_step is the tests' crash switch; steps may grow (train further) on a restart.
+RESUME_ALLOW = ("fail_at_step", "steps")
+
+
+def validate(config):
+    if config.batch_size > 256:
+        raise ConfigError(f"config.batch_size must be <= 256 (the data set size), got "
+                          f"{config.batch_size}")
 
 
 def get_config(variant=None):

@@ -7,9 +7,11 @@ import jax.numpy as jnp
 import optax
 
 from experiments.checkpoint import Checkpointer
-from experiments.config import check, positive
+from experiments.config import validate_config
 from experiments.progress import Progress
 from experiments.workdir import Workdir
+
+TOY_CONFIG = Path(__file__).with_name("config.py")
 
 
 class Crash(RuntimeError):
@@ -24,7 +26,7 @@ def make_data(key, dim, n=256):
 
 
 def run(config, workdir):
-    check(config, {"steps": positive, "learning_rate": positive, "checkpoint_every": positive})
+    validate_config(config, TOY_CONFIG)
     wd = Workdir(workdir)
     x, y = make_data(jax.random.key(config.seed), config.model.dim)
     opt = optax.sgd(config.learning_rate, momentum=0.9)
@@ -42,7 +44,8 @@ def run(config, workdir):
         return {"params": optax.apply_updates(state["params"], updates),
                 "opt_state": opt_state, "key": key}, loss
 
-    ckpt = Checkpointer(Path(workdir) / "checkpoints", save_every=config.checkpoint_every)
+    ckpt = Checkpointer(Path(workdir) / "checkpoints", save_every=config.checkpoint_every,
+                        config=config, resume_allow=("fail_at_step", "steps"))
     state, start = ckpt.restore_or(init)
     wd.truncate_metrics(start)
     progress = Progress(config.steps, name="toy", interval_s=0.0, start_step=start)
