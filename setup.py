@@ -33,6 +33,9 @@ INSTALL_REQUIRES = [
 
 EXTRAS = {
     "rl": ["gymnasium[mujoco]>=1.0"],
+    # tecrl.envs: MuJoCo on MJX (on-device HalfCheetah/Hopper for a GPU); not in "all", its
+    # test (tests/tecrl/test_envs.py, slow) skips without it.
+    "mjx": ["mujoco-mjx>=3.2"],
     "llm": ["gguf>=0.10", "tokenizers>=0.20", "sympy>=1.12", "jinja2>=3.1"],
 }
 # Every runtime extra; test-only references (torch, transformers) stay out of it.

@@ -7,11 +7,13 @@ batched with ``vmap``), one small set of pure functions per algorithm
 (:mod:`tecrl.algorithms`), fully jitted agents whose ``update`` runs many gradient steps in
 one ``lax.scan``, a device-resident replay buffer, a Gymnasium vector-env loop with
 bit-identical resume, and a fully on-device loop over a JAX port of ``Pendulum-v1`` (seeds in
-parallel with ``vmap``).
+parallel with ``vmap``); the same on-device loop runs MuJoCo ``HalfCheetah-v5`` / ``Hopper-v5``
+on MJX (:mod:`tecrl.envs`) for accelerators.
 """
 
 from tecrl.agent import ALGOS, Agent, AgentConfig
 from tecrl.algorithms import ALGORITHMS, ActorMetrics, AgentState, Algorithm, CriticMetrics, Metrics
+from tecrl.envs import JaxEnv, make_jax_env, mjx_env, pendulum_env
 from tecrl.loop import (
     EnvSnapshot,
     GymLoop,
@@ -65,6 +67,7 @@ __all__ = [
     "EnvSnapshot",
     "GymLoop",
     "GymState",
+    "JaxEnv",
     "Metrics",
     "OnDeviceTrainer",
     "PENDULUM",
@@ -83,7 +86,10 @@ __all__ = [
     "entropy_critic_target",
     "gradient_weight",
     "huber",
+    "make_jax_env",
     "make_train",
+    "mjx_env",
+    "pendulum_env",
     "pendulum_obs",
     "pendulum_reset",
     "pendulum_step",

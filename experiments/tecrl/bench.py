@@ -16,7 +16,8 @@ after.
 ``--algos`` adds our DSAC-T / DSAC-E timings (no SBX counterpart) for sizing MuJoCo runs,
 e.g. ``--env HalfCheetah-v5 --algos sac,dsac_e --hidden 256 --no_sbx``.
 ``--device_only``: accelerator mode, ``Agent.update`` updates/s and the on-device Pendulum
-loop with many vmapped seeds (no Gymnasium, no SBX).
+loop with many vmapped seeds (no Gymnasium, no SBX); ``--mjx mjx/HalfCheetah-v5`` adds the
+on-device loop on MuJoCo simulated by MJX.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import jax
 import jax.numpy as jnp
 from absl import app, flags
 
-from tecrl import Agent, AgentConfig, GymLoop, make_train
+from tecrl import Agent, AgentConfig, GymLoop, make_jax_env, make_train
 from tecrl.replay import Transition, replay_add, replay_init
 
 _ENV = flags.DEFINE_string("env", "Pendulum-v1", "Gymnasium env id.")
@@ -39,6 +40,8 @@ _REPEATS = flags.DEFINE_integer("repeats", 3, "Alternating measurements per side
 _HIDDEN = flags.DEFINE_list("hidden", ["64", "256"], "Widths w of the w-w MLPs to time.")
 _ALGOS = flags.DEFINE_list("algos", ["sac"], "Our agents to time (SBX runs SAC only).")
 _NO_SBX = flags.DEFINE_bool("no_sbx", False, "Time ours only.")
+_MJX = flags.DEFINE_list("mjx", [], "With --device_only: also time the on-device loop on these "
+                         "MJX envs, e.g. mjx/HalfCheetah-v5 (needs the mjx extra).")
 _OUT = flags.DEFINE_string("out", "", "Also write the JSON here.")
 _DEVICE_ONLY = flags.DEFINE_bool(
     "device_only", False, "Accelerator mode: updates/s of each agent and the on-device "
@@ -124,10 +127,11 @@ def _updates_per_s(algo: str, n: int = 1000) -> float:
     return n / (time.perf_counter() - t)
 
 
-def _on_device(algo: str, steps: int, seeds: int) -> float:
+def _on_device(algo: str, steps: int, seeds: int, env: str = "pendulum_jax") -> float:
     cfg = AgentConfig(algo=algo, policy_delay=1 if algo == "sac" else 2, batch_size=BATCH,
                       hidden=(256, 256), activation="relu")
-    tr = make_train(cfg, buffer_size=steps * 2 + 1000, learning_starts=256)
+    tr = make_train(cfg, buffer_size=steps * 2 + 1000, learning_starts=256,
+                    env=make_jax_env(env))
     rs = tr.warmup(tr.init(jax.random.split(jax.random.key(0), seeds)))
     rs, _ = tr.train(rs, steps)  # compile
     jax.block_until_ready(rs)
@@ -146,6 +150,10 @@ def main(argv):
             for seeds in (1, 16, 64):
                 out[f"{algo}_pendulum_jax_env_steps_per_s_{seeds}seeds"] = _on_device(
                     algo, _STEPS.value, seeds)
+            for env in _MJX.value:  # MuJoCo on MJX, every step on the device
+                for seeds in (1, 16):
+                    out[f"{algo}_{env}_env_steps_per_s_{seeds}seeds"] = _on_device(
+                        algo, _STEPS.value, seeds, env)
     else:
         out.update(env=_ENV.value, steps=_STEPS.value, repeats=_REPEATS.value,
                    batch=BATCH, utd=1)

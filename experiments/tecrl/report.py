@@ -9,7 +9,7 @@ import numpy as np
 from experiments.tecrl import probes
 from experiments.workdir import Workdir
 
-__all__ = ["gym", "pendulum", "plot_curves"]
+__all__ = ["gym", "on_device", "plot_curves"]
 
 
 def plot_curves(wd: Workdir, records, title: str, name: str = "learning_curves.png") -> str:
@@ -38,8 +38,9 @@ def plot_curves(wd: Workdir, records, title: str, name: str = "learning_curves.p
     return name
 
 
-def pendulum(config, wd: Workdir, agent_cfg, trainer, state) -> dict:
-    """Results of a JAX-Pendulum run (per-seed finals, second-half target drift, Q_e vs MC)."""
+def on_device(config, wd: Workdir, agent_cfg, trainer, state) -> dict:
+    """Results of an on-device run (per-seed finals, second-half target drift; for DSAC-E on
+    the JAX Pendulum also Q_e vs Monte Carlo)."""
     records = wd.read_metrics()
     final = np.array(records[-1]["eval_return_per_seed"])
     half = records[len(records) // 2:]
@@ -56,7 +57,8 @@ def pendulum(config, wd: Workdir, agent_cfg, trainer, state) -> dict:
         "env_steps_per_s_mean": float(np.mean([r["env_steps_per_s"]
                                                for r in records[1:] or records])),
     }
-    if agent_cfg.algo == "dsac_e" and config.qe_mc.num_states > 0:
+    if agent_cfg.algo == "dsac_e" and config.env == "pendulum_jax" \
+            and config.qe_mc.num_states > 0:
         k_mc = jax.random.split(jax.random.key(config.seed), 4)[3]
         ag0 = jax.tree.map(lambda x: x[0], state["run"].agent)
         buf0 = jax.tree.map(lambda x: x[0], state["run"].buffer)
@@ -73,7 +75,7 @@ def pendulum(config, wd: Workdir, agent_cfg, trainer, state) -> dict:
     wd.write_results(results)
     plot_curves(wd, records, agent_cfg.algo)
     wd.write_report(
-        f"# {agent_cfg.algo} on the JAX Pendulum-v1\n\n"
+        f"# {agent_cfg.algo} on {config.env} (on the device)\n\n"
         f"{config.num_seeds} seeds x {config.total_steps} env steps. Final deterministic "
         f"eval return {results['final_eval_return_mean']:.1f} (per seed "
         f"{', '.join(f'{v:.1f}' for v in final)}).\n\n![curves](learning_curves.png)\n")

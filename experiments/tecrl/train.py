@@ -1,4 +1,5 @@
-"""Resumable training of SAC / DSAC-T / DSAC-E: the JAX Pendulum (seeds in parallel) or a
+"""Resumable training of SAC / DSAC-T / DSAC-E: on the device with seeds in parallel (the JAX
+Pendulum ``pendulum_jax``, or MuJoCo on MJX ``mjx/HalfCheetah-v5``, ``mjx/Hopper-v5``) or on a
 Gymnasium env (MuJoCo v5, ``Pendulum-v1``; one seed per run).
 
 ``run(config, workdir)`` validates the config, trains in chunks of ``config.eval_every``
@@ -25,7 +26,7 @@ from experiments.progress import Progress
 from experiments.tecrl import probes, report
 from experiments.tecrl.configs import common
 from experiments.workdir import Workdir
-from tecrl import AgentConfig, GymLoop, check_finite, make_train
+from tecrl import AgentConfig, GymLoop, check_finite, make_jax_env, make_train
 
 __all__ = ["Crash", "run"]
 
@@ -40,11 +41,12 @@ def _agent_config(config) -> AgentConfig:
 
 
 @functools.lru_cache(maxsize=8)
-def _trainer(agent_cfg: AgentConfig, buffer_size: int, learning_starts: int, eval_episodes: int):
+def _trainer(agent_cfg: AgentConfig, env: str, buffer_size: int, learning_starts: int,
+             eval_episodes: int):
     """Trainers are cached by their (hashable) settings so repeated runs in one process (the
     claims, the resume test) reuse the compiled functions."""
     return make_train(agent_cfg, buffer_size=buffer_size, learning_starts=learning_starts,
-                      eval_episodes=eval_episodes)
+                      eval_episodes=eval_episodes, env=make_jax_env(env))
 
 
 def _floats(metrics) -> dict[str, float]:
@@ -52,8 +54,8 @@ def _floats(metrics) -> dict[str, float]:
             if k not in ("train_return", "episodes", "reward_sum")}
 
 
-def _train_pendulum(config, wd: Workdir, agent_cfg: AgentConfig):
-    trainer = _trainer(agent_cfg, config.buffer_size, config.learning_starts,
+def _train_on_device(config, wd: Workdir, agent_cfg: AgentConfig):
+    trainer = _trainer(agent_cfg, config.env, config.buffer_size, config.learning_starts,
                        config.eval_episodes)
     chunk = trainer.check_steps(config.eval_every)
     total_chunks = (config.total_steps - config.learning_starts) // chunk
@@ -155,9 +157,9 @@ def run(config, workdir, *, return_state: bool = False):
     """
     agent_cfg = _agent_config(config)
     wd = Workdir(workdir)
-    if config.env == "pendulum_jax":
-        trainer, state = _train_pendulum(config, wd, agent_cfg)
-        results = report.pendulum(config, wd, agent_cfg, trainer, state)
+    if common.on_device(config.env):
+        trainer, state = _train_on_device(config, wd, agent_cfg)
+        results = report.on_device(config, wd, agent_cfg, trainer, state)
     else:
         _, state = _train_gym(config, wd, agent_cfg)
         results = report.gym(config, wd, agent_cfg)

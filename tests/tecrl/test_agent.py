@@ -12,6 +12,7 @@ import pytest
 
 from tecrl import losses as L
 from tecrl.agent import Agent, AgentConfig
+from tecrl.envs import pendulum_env
 from tecrl.loop import OnDeviceTrainer, check_finite, make_train
 from tecrl.pendulum import PendulumParams, PendulumState, pendulum_step
 from tecrl.replay import Transition, replay_add, replay_init, replay_sample
@@ -248,7 +249,7 @@ def test_on_device_loop_crosses_episode_ends():
     observation, the next row starts a fresh episode, returns are counted per episode."""
     params = PendulumParams(max_episode_steps=5)
     tr = make_train(AgentConfig(algo="dsac_t", **SMALL), buffer_size=64, learning_starts=12,
-                    env_params=params)
+                    env=pendulum_env(params))
     rs = tr.warmup(tr.init(jax.random.split(jax.random.key(0), 1)))
     d = jax.tree.map(lambda x: np.asarray(x[0]), rs.buffer.data)
     assert int(rs.buffer.size[0]) == 12 and not d.terminated.any()
@@ -293,9 +294,10 @@ def test_bad_inputs():
         make_train(dict(algo="sac", **SMALL), buffer_size=100, learning_starts=4)
     with pytest.raises(ValueError, match="unknown key"):
         make_train({"algo": "sac", "bogus": 1}, buffer_size=100, learning_starts=10)
-    with pytest.raises(TypeError, match="env_params must be a PendulumParams, got dict"):
-        make_train(dict(algo="sac", **SMALL), buffer_size=100, learning_starts=10,
-                   env_params={})
+    with pytest.raises(TypeError, match="make_train: env must be a tecrl.envs.JaxEnv, got dict"):
+        make_train(dict(algo="sac", **SMALL), buffer_size=100, learning_starts=10, env={})
+    with pytest.raises(TypeError, match="pendulum_env: params must be a PendulumParams, got"):
+        pendulum_env({})
     tr = make_train(dict(algo="sac", **SMALL), buffer_size=100, learning_starts=10)
     with pytest.raises(TypeError, match="OnDeviceTrainer.init: key must be a jax.random.key"):
         tr.init(np.zeros((2, 2), np.uint32))

@@ -71,6 +71,12 @@ def test_bad_configs(tmp_path):
         train.run(load_config(CFG, "quick", {**TINY, "agent.critic_form": "mse"}), tmp_path / "d")
     with pytest.raises(ConfigError, match="config variant must be one of"):
         load_config(CFG, "pendulum_huge")
+    with pytest.raises(ConfigError, match=r"config.env: an MJX env must be one of "
+                                          r"\['mjx/HalfCheetah-v5', 'mjx/Hopper-v5'\], got "
+                                          r"'mjx/Ant-v5'"):
+        load_config(CFG, "halfcheetah_mjx_full", {"env": "mjx/Ant-v5"})
+    mjx = load_config(CFG, "hopper_mjx_full")  # on-device MuJoCo: seeds vmapped, 1M steps
+    assert (mjx.env, mjx.num_seeds, mjx.total_steps) == ("mjx/Hopper-v5", 4, 1_000_000)
 
 
 def test_t_interval_against_the_t_table():

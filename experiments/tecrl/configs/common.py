@@ -7,6 +7,9 @@ Variants:
 * ``halfcheetah_standard``, ``hopper_standard``: MuJoCo v5 through the Gymnasium loop, one
   seed per run, sized for the 2-core CPU standard tier (claim 4; 256-256 ReLU nets, batch
   256, a short step budget; see ``MUJOCO_STANDARD_STEPS``).
+* ``halfcheetah_mjx_full``, ``hopper_mjx_full``: the same 1M-step runs on MuJoCo simulated
+  by MJX inside the on-device trainer (4 seeds vmapped, every step on the accelerator; needs
+  ``pip install -e ".[mjx]"`` and a GPU; not run here).
 * ``<task>_full`` for ``halfcheetah``, ``hopper``, ``walker2d``, ``ant``, ``humanoid`` (v5,
   Gymnasium loop, GPU): the DSAC-T paper's settings, 1M steps; ``full`` is
   ``halfcheetah_full``.
@@ -47,6 +50,11 @@ RULES = {
 RESUME_ALLOW = ("fail_at_chunk", "checkpoint_every")
 
 
+def on_device(env: str) -> bool:
+    """Whether ``env`` runs in the on-device trainer (seeds vmapped) or the Gymnasium loop."""
+    return env == "pendulum_jax" or env.startswith("mjx/")
+
+
 def validate(config) -> None:
     """Checks across keys and the agent's own (``RULES`` check each value on its own).
 
@@ -55,9 +63,13 @@ def validate(config) -> None:
     """
     from experiments.config import check
     from tecrl import AgentConfig
+    from tecrl.envs import MJX_TASKS
 
     check(config, RULES)
-    if config.env == "pendulum_jax":
+    if config.env.startswith("mjx/") and config.env[4:] not in MJX_TASKS:
+        raise ConfigError(f"config.env: an MJX env must be one of "
+                          f"{['mjx/' + t for t in MJX_TASKS]}, got {config.env!r}")
+    if on_device(config.env):
         if (config.total_steps - config.learning_starts) % config.eval_every:
             raise ConfigError(
                 f"config.total_steps - config.learning_starts must be a multiple of "
@@ -151,5 +163,10 @@ def make(algo: str, variant):
         if algo == "dsac_e" and task in ("humanoid", "walker2d"):
             over["agent.rho"] = 20.0  # the paper's budget scale for these two tasks
         tiers[f"{task}_full"] = over
+    for task in ("halfcheetah", "hopper"):
+        # MuJoCo on MJX in the on-device trainer: seeds vmapped on one accelerator.
+        tiers[f"{task}_mjx_full"] = {
+            **full_common, "env": f"mjx/{GYM_IDS[task]}", "num_seeds": 4,
+            "eval_every": 10_000, "checkpoint_every": 10}
     tiers["full"] = tiers["halfcheetah_full"]
     return tiered(base, tiers, variant)
