@@ -4,9 +4,11 @@ purpose; the tests named beside it must then fail.
     python tests/tecrl/mutation_check.py            # all mutations (~10-20 min on 2 cores)
     python tests/tecrl/mutation_check.py polyak_swapped gym_truncation_as_termination
 
-For each mutation the ``tecrl`` package is copied to a temporary folder, the one source
-substitution is applied (it must match exactly once), and pytest runs the named tests with
-that folder first on ``PYTHONPATH`` (so the mutated copy shadows the installed package). A
+For each mutation ``tecrl/``, ``experiments/``, ``tests/`` and ``pyproject.toml`` are copied
+to a temporary folder, the one source substitution is applied (it must match exactly once),
+and pytest runs the named tests *from that folder* (``python -m pytest`` and pytest's
+``prepend`` import mode both put the working folder first on ``sys.path``; run from the
+repository, they imported the unmutated package, so every mutation "survived"). A
 mutation that leaves its tests passing is reported as SURVIVED and the script exits 1.
 ``tests/tecrl/test_mutations.py`` (``-m slow``) runs this script.
 """
@@ -103,19 +105,25 @@ MUTATIONS = [
 def run(mutation: Mutation) -> bool:
     """Applies ``mutation`` in a temporary copy; returns True if its tests failed (caught)."""
     with tempfile.TemporaryDirectory() as tmp:
-        pkg = Path(tmp) / "tecrl"
-        shutil.copytree(ROOT / "tecrl", pkg)
-        path = pkg / mutation.file
+        ignore = shutil.ignore_patterns("__pycache__")
+        for name in ("tecrl", "experiments", "tests"):
+            shutil.copytree(ROOT / name, Path(tmp) / name, ignore=ignore)
+        shutil.copy(ROOT / "pyproject.toml", Path(tmp) / "pyproject.toml")
+        path = Path(tmp) / "tecrl" / mutation.file
         src = path.read_text()
         if src.count(mutation.old) != 1:
             raise RuntimeError(f"{mutation.name}: {mutation.old!r} occurs "
                                f"{src.count(mutation.old)} times in tecrl/{mutation.file}")
         path.write_text(src.replace(mutation.old, mutation.new))
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            [tmp, str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        env = {**os.environ, "PYTHONPATH": tmp}
+        probe = subprocess.run([sys.executable, "-c", "import tecrl; print(tecrl.__file__)"],
+                               cwd=tmp, env=env, capture_output=True, text=True)
+        if not probe.stdout.strip().startswith(tmp):
+            raise RuntimeError(f"{mutation.name}: the mutated copy is not the one imported "
+                               f"({probe.stdout.strip() or probe.stderr[-300:]})")
         proc = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-x", "-n", "0", "-p", "no:cacheprovider",
-             *mutation.tests], cwd=ROOT, env=env, capture_output=True, text=True)
+             *mutation.tests], cwd=tmp, env=env, capture_output=True, text=True)
         return proc.returncode != 0
 
 
