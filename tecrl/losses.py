@@ -340,8 +340,9 @@ def trajectory_entropy_budget(target_entropy: float, rho: float) -> float:
     This is *our* definition: the paper's exact expression (arXiv 2511.11592, with
     ``rho = 20`` for Humanoid and Walker2d) could not be retrieved. The earlier
     ``rho * H_target / (1 - gamma)`` never bound on HalfCheetah-v5 (trajectory entropy +11 to
-    +21 against -600), so alpha only ever shrank; docs/tecrl.md shows this budget binding
-    (alpha falls, then rises and settles) on HalfCheetah-v5 and Hopper-v5.
+    +21 against -600), so alpha only ever shrank. This budget did not bind within 15k steps
+    either (docs/tecrl.md: the estimate rose to +84 on HalfCheetah-v5 and +36 on Hopper-v5,
+    alpha fell throughout); whether it binds later is not known.
 
     Raises:
       ValueError: if ``rho <= 0``.
