@@ -36,6 +36,9 @@ INSTALL_REQUIRES = [
 
 EXTRAS = {
     "rl": ["gymnasium[mujoco]>=1.0"],
+    # tecrl.envs: MuJoCo on MJX (on-device HalfCheetah/Hopper for a GPU); not in "all", its
+    # test (tests/tecrl/test_envs.py, slow) skips without it.
+    "mjx": ["mujoco-mjx>=3.2"],
     "llm": ["gguf>=0.10", "tokenizers>=0.20", "sympy>=1.12", "jinja2>=3.1", "safetensors>=0.4"],
     # seeg_embed's MNE Raw / EDF / BDF loaders (edfio: MNE's EDF writer, used by the tests)
     "mne": ["mne>=1.6", "edfio>=0.4"],
@@ -52,8 +55,10 @@ EXTRAS["reference"] = ["torch==2.13.0", "transformers>=4.48", "accelerate>=1.0",
 # Benchmark-only: TRL's GRPOTrainer for experiments/abstral/bench.py --trl (resolves with the
 # CPU torch==2.13.0; never needed by the library or its tests).
 # librosa: the mgc front-ends' test reference and benchmark baseline (numba/llvmlite only).
+# sbx-rl: experiments/tecrl/bench.py times SBX's SAC beside ours (needs stable-baselines3, so
+# torch, pinned to the CPU build on disk as above).
 EXTRAS["bench"] = ["trl==1.16.0", "datasets>=2.14", "torch==2.13.0", "transformers>=4.48",
-                   "accelerate>=1.0", "librosa>=0.10"]
+                   "accelerate>=1.0", "librosa>=0.10", "sbx-rl>=0.28"]
 # The tests exercise every package, so they need every runtime extra too.
 # hypothesis: property tests; selenium drives Debian's headless chromium for the browser-view
 # test of llm_tools.thought_branches (.ci/run installs chromium and chromium-driver).
