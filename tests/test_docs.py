@@ -142,6 +142,8 @@ def _commands(code: str) -> list[list[str]]:
         if "||" in line:
             continue
         for part in re.split(r"&&|;", line):
+            if not part.strip().startswith("python -m "):
+                continue  # e.g. a curl line whose quoted JSON spans several lines
             argv = shlex.split(part, comments=True)
             if argv[:2] == ["python", "-m"] and len(argv) > 2:
                 out.append(argv[2:])

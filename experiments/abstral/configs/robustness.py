@@ -12,7 +12,40 @@ grpo.png and report.md. The ``full`` tier fine-tunes SmolLM2-135M-Instruct inste
 model (GPU; needs ``python -m llm_tools.fetch smollm2``).
 """
 
-from experiments.config import tiered
+from experiments.config import ConfigError, in_range, non_negative, one_of, positive, tiered
+
+RULES = {
+    "experiment": one_of("robustness"), "base": one_of("tiny", "smollm2"),
+    "seed": non_negative, "num_seeds": positive, "data_seed": non_negative,
+    "split_seed": non_negative, "held_out": in_range(0.05, 0.95),
+    "max_templates": non_negative, "train_instances": non_negative, "eval_instances": positive,
+    "eval_probes": positive, "abstraction_style": one_of("equations", "prose"),
+    "tokenizer.vocab_size": positive, "tokenizer.stdlib_files": positive,
+    "model.dim": positive, "model.n_layers": positive, "model.n_heads": positive,
+    "model.n_kv_heads": positive, "model.max_seq_len": positive,
+    "pretrain.steps": non_negative, "pretrain.batch_size": positive,
+    "pretrain.seq_len": positive, "pretrain.learning_rate": positive,
+    "pretrain.max_files": positive, "sft.steps": positive, "sft.batch_size": positive,
+    "sft.learning_rate": positive, "sft.warmup_steps": non_negative,
+    "grpo.iterations": non_negative, "grpo.prompts_per_iteration": positive,
+    "grpo.group_size": positive, "grpo.temperature": positive, "grpo.learning_rate": positive,
+    "grpo.warmup_iterations": non_negative, "grpo.epsilon_low": non_negative,
+    "grpo.epsilon_high": non_negative, "grpo.beta": non_negative,
+    "grpo.reduction": one_of("grpo", "bnpo", "dr_grpo"), "grpo.max_new_tokens": positive,
+    "grpo.n_probes": positive, "eval.max_new_tokens_cot": positive,
+    "eval.max_new_tokens_abs": positive, "eval.batch_size": positive,
+    "checkpoint_every": positive, "bootstrap": positive,
+}
+RESUME_ALLOW = ("checkpoint_every", "bootstrap", "eval.batch_size")
+
+
+def validate(config):
+    if config.grpo.group_size < 2:
+        raise ConfigError(f"config.grpo.group_size must be >= 2 (GRPO compares completions of "
+                          f"one prompt), got {config.grpo.group_size}")
+    if config.model.n_heads % config.model.n_kv_heads:
+        raise ConfigError(f"config.model.n_heads ({config.model.n_heads}) must be a multiple "
+                          f"of config.model.n_kv_heads ({config.model.n_kv_heads})")
 
 
 def get_config(variant=None):

@@ -11,7 +11,16 @@ Inference only (CPU is fine). Resumes from ``--workdir`` (answers are appended t
 answers.jsonl as they come). Writes results.json, zero_shot.png and report.md.
 """
 
-from experiments.config import tiered
+from experiments.config import in_range, non_negative, one_of, positive, tiered
+
+RULES = {
+    "experiment": one_of("zero_shot"), "seed": non_negative, "split_seed": non_negative,
+    "held_out": in_range(0.05, 0.95), "split": one_of("held_out", "all"),
+    "max_templates": non_negative, "instances": positive, "max_new_tokens": positive,
+    "batch_size": positive, "max_seq_len": positive, "bootstrap": positive,
+}
+# answers.jsonl is appended per problem: a longer budget or more bootstrap draws may resume
+RESUME_ALLOW = ("bootstrap", "batch_size")
 
 
 def get_config(variant=None):

@@ -16,7 +16,43 @@ reasoning model). The sentence embedder is all-MiniLM-L6-v2 (``python -m llm_too
 minilm``). Rollouts are kept under ``<workdir>/rollouts/<model>/``, so a rerun resumes.
 """
 
-from experiments.config import tiered
+from experiments.config import (
+    ConfigError,
+    comma_list,
+    in_range,
+    non_negative,
+    one_of,
+    positive,
+    tiered,
+)
+
+RULES = {
+    "experiment": one_of("all", "importance", "interventions", "resilience"),
+    "seed": non_negative, "models": comma_list("reasoner", "smollm2", "server"),
+    "n_boot": positive, "alpha": positive,
+    "select.candidates": positive, "select.screen_samples": positive,
+    "select.acc_low": in_range(0.0, 1.0), "select.acc_high": in_range(0.0, 1.0),
+    "select.max_sentences": positive,
+    "reasoner.problems": positive, "reasoner.rollouts": positive,
+    "reasoner.max_new_tokens": positive, "reasoner.temperature": non_negative,
+    "reasoner.top_p": in_range(0.0, 1.0, closed=False),
+    "smollm2.problems": positive, "smollm2.rollouts": positive,
+    "smollm2.max_new_tokens": positive, "smollm2.temperature": non_negative,
+    "smollm2.top_p": in_range(0.0, 1.0, closed=False), "smollm2.gsm_symbolic": non_negative,
+    "interventions.problems": positive, "interventions.rollouts": positive,
+    "interventions.n_iterations": positive, "interventions.n_candidates": positive,
+    "interventions.n_continuations": positive, "interventions.threshold": in_range(0.0, 1.0),
+    "resilience.problems": positive, "resilience.sentences": positive,
+    "resilience.rollouts": positive, "resilience.max_iterations": positive,
+}
+# rollouts are stored per (problem, sentence): a larger bootstrap may resume
+RESUME_ALLOW = ("n_boot",)
+
+
+def validate(config):
+    if config.select.acc_low > config.select.acc_high:
+        raise ConfigError(f"config.select.acc_low ({config.select.acc_low}) must be <= "
+                          f"config.select.acc_high ({config.select.acc_high})")
 
 
 def get_config(variant=None):
