@@ -220,6 +220,13 @@ class _CQCEstimator(BaseEstimator):
     # The treatment ``a`` travels with the rows, like sample_weight: request it by default so
     # that metadata routing hands every fold its slice.
     __metadata_request__fit = {"a": True}
+    # Set only by a fit that finished. scikit-learn's default test (any attribute ending in
+    # "_") would call an estimator fitted after a fit that failed past validate_data, which
+    # sets n_features_in_ first; predict then failed with an AttributeError.
+    _fitted_attrs: tuple[str, ...] = ("nuisance_models_",)
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return all(hasattr(self, a) for a in self._fitted_attrs)
     __metadata_request__score = {"a": True}
     _name = "CQC"
 
@@ -518,6 +525,8 @@ class DirectCQC(_CQCEstimator):
     References:
       Givens, Liu, Reeve, Reluga. ICLR 2026, arXiv:2601.19666.
     """
+
+    _fitted_attrs = ("nuisance_models_", "state_")
 
     _name = "DirectCQC"
 

@@ -400,13 +400,18 @@ def render_report(
 
 # -- command line -------------------------------------------------------------------------
 
-_TIER = flags.DEFINE_enum("tier", "quick", list(TIERS), "Scale at which to run the claims.")
-_QUICK = flags.DEFINE_bool("quick", False, "Shorthand for --tier quick.")
-_ONLY = flags.DEFINE_list("only", [], "Only these packages (comma-separated).")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder (default runs/<tier>).")
-_RESUME = flags.DEFINE_bool(
-    "resume", False, "Keep the finished claims of the report in --workdir (same tier and "
-    "commit) and run the rest.")
+def define_flags() -> None:
+    """The command-line flags, defined only when run as a script: importing this module
+    (tests, notebooks) beside an experiment or bench that has its own ``--workdir`` does not
+    collide in absl's global flag registry."""
+    global _TIER, _QUICK, _ONLY, _WORKDIR, _RESUME
+    _TIER = flags.DEFINE_enum("tier", "quick", list(TIERS), "Scale at which to run the claims.")
+    _QUICK = flags.DEFINE_bool("quick", False, "Shorthand for --tier quick.")
+    _ONLY = flags.DEFINE_list("only", [], "Only these packages (comma-separated).")
+    _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder (default runs/<tier>).")
+    _RESUME = flags.DEFINE_bool(
+        "resume", False, "Keep the finished claims of the report in --workdir (same tier and "
+        "commit) and run the rest.")
 
 
 def _usage_error(message: str) -> None:
@@ -454,4 +459,5 @@ def _one_line_flags_parser(argv: list[str]) -> list[str]:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main, flags_parser=_one_line_flags_parser)

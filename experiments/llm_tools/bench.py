@@ -55,21 +55,6 @@ from llm_tools import (
     tiny_config,
 )
 
-_SECTIONS = flags.DEFINE_list("sections", ["generation", "resample", "scoring", "training"],
-                              "Which benchmarks to run.")
-_BATCHES = flags.DEFINE_list("batch_sizes", ["1", "32"], "Generation batch sizes.")
-_PROMPT = flags.DEFINE_integer("prompt_tokens", 128, "Prompt length in tokens.")
-_NEW = flags.DEFINE_integer("new_tokens", 128, "New tokens per row.")
-_PREFIX = flags.DEFINE_integer("prefix_tokens", 500, "Resampling prefix length.")
-_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed alternating rounds (median reported).")
-_TRAIN_STEPS = flags.DEFINE_integer("train_steps", 20, "Timed training steps.")
-_SKIP_HF = flags.DEFINE_bool("skip_transformers", False, "Only time JAX.")
-_RANDOM = flags.DEFINE_bool(
-    "random_weights", False, "SmolLM2-135M shapes with random weights on both sides (no GGUF "
-    "needed; throughput does not depend on the weights' values). Prompts are random ids.")
-_DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "JAX and torch dtype.")
-_WORKDIR = flags.DEFINE_string("workdir", "/tmp/llm_tools_bench", "Output folder.")
-
 SMOLLM2_SHAPES = dict(vocab_size=49152, dim=576, n_layers=30, n_heads=9, n_kv_heads=3,
                       hidden_dim=1536, rope_base=100000.0, norm_eps=1e-5, tie_embeddings=True)
 MODES = {"greedy": (0.0, 1.0), "sampled": (0.7, 0.95)}
@@ -334,6 +319,27 @@ def report(results) -> str:
     return "\n".join(lines) + "\n"
 
 
+def define_flags() -> None:
+    """The command-line flags, defined only when run as a script (importing this module
+    beside another with a --workdir flag must not collide in absl's registry)."""
+    global _SECTIONS, _BATCHES, _PROMPT, _NEW, _PREFIX, _REPEATS, _TRAIN_STEPS, _SKIP_HF
+    global _RANDOM, _DTYPE, _WORKDIR
+    _SECTIONS = flags.DEFINE_list("sections", ["generation", "resample", "scoring", "training"],
+                                  "Which benchmarks to run.")
+    _BATCHES = flags.DEFINE_list("batch_sizes", ["1", "32"], "Generation batch sizes.")
+    _PROMPT = flags.DEFINE_integer("prompt_tokens", 128, "Prompt length in tokens.")
+    _NEW = flags.DEFINE_integer("new_tokens", 128, "New tokens per row.")
+    _PREFIX = flags.DEFINE_integer("prefix_tokens", 500, "Resampling prefix length.")
+    _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed alternating rounds (median reported).")
+    _TRAIN_STEPS = flags.DEFINE_integer("train_steps", 20, "Timed training steps.")
+    _SKIP_HF = flags.DEFINE_bool("skip_transformers", False, "Only time JAX.")
+    _RANDOM = flags.DEFINE_bool(
+        "random_weights", False, "SmolLM2-135M shapes with random weights on both sides (no GGUF "
+        "needed; throughput does not depend on the weights' values). Prompts are random ids.")
+    _DTYPE = flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "JAX and torch dtype.")
+    _WORKDIR = flags.DEFINE_string("workdir", "/tmp/llm_tools_bench", "Output folder.")
+
+
 def main(argv):
     del argv
     wd = Workdir(_WORKDIR.value)
@@ -367,4 +373,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -33,9 +33,6 @@ import seeg_embed as S
 from experiments.seeg_embed import run
 from experiments.workdir import Workdir
 
-_STUDY = flags.DEFINE_string("study", None, "A finished study folder (holding seeds/).")
-_WORKDIR = flags.DEFINE_string("workdir", "/tmp/seeg_diagnostics", "Output folder.")
-
 
 def spectral_features(data: run.Data) -> np.ndarray:
     """``[channels, F]`` mean over sessions of the centred log-PSD of the calibration data."""
@@ -95,6 +92,14 @@ def diagnose(study: Path) -> dict:
             "paper_like_error_mm": config.paper_like_error_mm}
 
 
+def define_flags() -> None:
+    """The command-line flags, defined only when run as a script (importing this module
+    beside another with a --workdir flag must not collide in absl's registry)."""
+    global _STUDY, _WORKDIR
+    _STUDY = flags.DEFINE_string("study", None, "A finished study folder (holding seeds/).")
+    _WORKDIR = flags.DEFINE_string("workdir", "/tmp/seeg_diagnostics", "Output folder.")
+
+
 def main(argv):
     del argv
     if _STUDY.value is None:
@@ -119,4 +124,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

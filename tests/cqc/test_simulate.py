@@ -89,7 +89,7 @@ def test_shapes_and_treatment_values():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(scenario=5, n=10), "scenario must be one of"),
+        (dict(scenario=7, n=10), "scenario must be one of"),
         (dict(scenario=1, n=0), "n must be >= 1"),
         (dict(scenario=1, n=10, gamma=-1.0), "gamma must be a finite number >= 0"),
         (dict(scenario=1, n=10, gamma=float("nan")), "gamma must be a finite number"),

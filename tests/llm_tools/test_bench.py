@@ -44,6 +44,8 @@ def test_report_shows_the_ratios_and_the_load():
 
 
 def test_unknown_section_is_rejected(tmp_path):
+    if "sections" not in flags.FLAGS:
+        bench.define_flags()  # the script defines its flags only when run
     flags.FLAGS(["bench", "--sections=generation,warp", f"--workdir={tmp_path}"])
     try:
         with pytest.raises(ValueError, match=r"unknown --sections \['warp'\]"):

@@ -125,9 +125,11 @@ def test_verdict_and_claims_on_hand_made_tables(tmp_path, monkeypatch):
 
 
 def test_bad_config(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="config.models must be a comma-separated list"):
+        load_config(CONFIG, "quick", {"models": "gpt"})
     with pytest.raises(ValueError, match="config.models: unknown model 'gpt'"):
-        R.load_models(load_config(CONFIG, "quick", {"models": "gpt"}))
-    cfg = load_config(CONFIG, "quick", {"experiment": "nope"})
+        R.load_models(load_config(CONFIG, "quick", {"models": "gpt"}, validate=False))
+    cfg = load_config(CONFIG, "quick", {"experiment": "nope"}, validate=False)
     monkeypatch.setattr(R, "load_models", lambda config: ([R.ModelSpec(
         "reasoner", ArithmeticFake(), chat=False, forced_suffix=" So", cfg=config.reasoner)],
         []))

@@ -173,10 +173,18 @@ def test_config_errors():
     from experiments.abstral.run import run
     from experiments.abstral.train import run as robustness
 
+    # load_config checks the config file's RULES and validate ...
     with pytest.raises(ConfigError, match="grpo.group_size must be >= 2"):
-        robustness(load_config(ROBUST, "quick", {"grpo.group_size": 1}), "/nonexistent")
+        load_config(ROBUST, "quick", {"grpo.group_size": 1})
     with pytest.raises(ConfigError, match="config.sft.steps must be > 0"):
-        robustness(load_config(ROBUST, "quick", {"sft.steps": 0}), "/nonexistent")
-    cfg = load_config(ROBUST, "quick", {"experiment": "other"})
+        load_config(ROBUST, "quick", {"sft.steps": 0})
+    # ... and the runners check again for a config built without them
+    with pytest.raises(ConfigError, match="grpo.group_size must be >= 2"):
+        robustness(load_config(ROBUST, "quick", {"grpo.group_size": 1}, validate=False),
+                   "/nonexistent")
+    with pytest.raises(ConfigError, match="config.sft.steps must be > 0"):
+        robustness(load_config(ROBUST, "quick", {"sft.steps": 0}, validate=False),
+                   "/nonexistent")
+    cfg = load_config(ROBUST, "quick", {"experiment": "other"}, validate=False)
     with pytest.raises(ConfigError, match="config.experiment must be 'robustness' or"):
         run(cfg, "/nonexistent")
