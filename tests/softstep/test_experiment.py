@@ -90,3 +90,22 @@ def test_changed_config_refuses_to_resume(suite):
     other = load_config(run.CONFIG_PATH, "quick", {**SHRUNK, "epochs": 4})
     with pytest.raises(ValueError, match="holds cells of a different config"):
         run.run_suite(other, root / "suite_quick")
+
+
+def _hand_summary(softstep_mse):
+    """summary[dataset][backbone][head][metric] = {"mean": ...}; linear MSE 1.0 everywhere."""
+    def cell(v):
+        return {"test_mse": {"mean": v}, "knn_test_mse": {"mean": 2.0}}
+    return {f"d{i}": {"mlp": {"linear": cell(1.0), "softstep_valsel": cell(s), "nw": cell(1.5)}}
+            for i, s in enumerate(softstep_mse)}
+
+
+@pytest.mark.parametrize("mse, held, wins", [((0.5, 0.9, 1.2), True, "2/3"),
+                                              ((0.5, 1.1, 1.2), False, "1/3")])
+def test_neighbour_claim_counts_datasets_on_a_hand_made_summary(tmp_path, monkeypatch, mse,
+                                                                held, wins):
+    monkeypatch.setattr(claims, "_suite", lambda tier, workdir: {"summary": _hand_summary(mse)})
+    out = claims.neighbour_heads_beat_linear("quick", tmp_path)
+    assert out.held is held
+    assert out.numbers["datasets_softstep_beats_linear"] == wins
+    assert out.numbers["d0/softstep"] == 0.5 and out.numbers["d0/linear"] == 1.0
