@@ -74,8 +74,10 @@ def _claim(name: str, key: str, keys: tuple[str, ...], what: str, summary_fn, pl
 
 def _in_dist_summary(res, results):
     n = results["num_seeds"]
-    return (f"On {results['train_kind']} test clips ({n} seeds), MGC (mean of concat, gated, "
-            f"cross-attention; generated masks) reaches accuracy {res['mgc_accuracy']:.3f} vs "
+    fusions = ", ".join(name.split("_", 1)[1].rsplit("_", 1)[0] for name in res["per_fusion"])
+    mean_of = f"mean of {fusions}" if len(res["per_fusion"]) > 1 else fusions
+    return (f"On {results['train_kind']} test clips ({n} seeds), MGC ({mean_of}; generated "
+            f"masks) reaches accuracy {res['mgc_accuracy']:.3f} vs "
             f"{res['baseline_accuracy']:.3f} for the same-budget CNN and "
             f"{res['large_cnn_accuracy']:.3f} for the larger CNN.")
 

@@ -572,8 +572,7 @@ def run(config, workdir) -> dict[str, Any]:
     plot_in_distribution(wd, summary, config.train_kind)
     plot_ood(wd, summary, kinds)
     plot_false_positives(wd, summary, config.train_kind)
-    ex = D.make_split(config.data, "examples", NUM_CLASSES, tuple(kinds),
-                      jax.random.fold_in(key, 2), workdir)
+    ex = _examples(test)
     plot_examples(wd, ex, kinds, _example_masks(config, workdir, ex), "examples.png")
     timing["total_seconds"] = time.perf_counter() - t0
     timing["load_at_end"] = _load()
@@ -606,6 +605,13 @@ def _summary_and_claims(records: dict[str, list[dict]], seg_quality: list[dict],
                 res = {"error": str(e)}
             results["claims"].setdefault(claim, {})[source] = res
     return results
+
+
+def _examples(test: dict) -> dict[str, np.ndarray]:
+    """The first test clip of each class present (no extra simulation or compilation)."""
+    idx = [int(np.flatnonzero(test["labels"] == c)[0]) for c in range(NUM_CLASSES)
+           if np.any(test["labels"] == c)]
+    return {k: v[idx] for k, v in test.items()}
 
 
 def _example_masks(config, workdir: Path, ex: dict) -> np.ndarray | None:

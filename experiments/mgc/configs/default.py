@@ -105,14 +105,17 @@ def get_config(variant=None):
         },
     }
     tiers = {
-        "quick": {
+        "quick": {  # a smoke run of every stage within 3 minutes on 2 cores: one fusion,
+            # generated masks only, so 3 classifiers instead of 10
             "num_seeds": 1,
-            "data.train_clips": 480,
-            "data.test_clips": 240,
-            "segmenter.steps": 60,
-            "classifier.steps": 120,
-            "chunk_steps": 60,
-            "eval.bootstrap": 200,
+            "fusions": "concat",
+            "mask_sources": "generated",
+            "data.train_clips": 240,
+            "data.test_clips": 120,
+            "segmenter.steps": 20,
+            "classifier.steps": 40,
+            "chunk_steps": 20,
+            "eval.bootstrap": 100,
         },
         "standard": {},
         "full": {
