@@ -184,7 +184,12 @@ def segmenters(config, train, test, kinds, workdir: Path, compiled: _Compiled,
         gen_train.append(mgc.predict(fwd, params, [train[f"image_{config.train_kind}"]]))
         per_kind = {k: mgc.predict(fwd, params, [test[f"image_{k}"]]) for k in kinds}
         gen_test.append(per_kind)
-        q = {"seed": seed, "train_seconds": secs, "final_loss": log[-1]["loss"] if log else None}
+        # A resumed seed trains nothing; its training record is the one kept on disk.
+        record = wd / "train.json"
+        if log:
+            atomic_write_json(record, {"train_seconds": secs, "final_loss": log[-1]["loss"]})
+        q = {"seed": seed, **(json.loads(record.read_text()) if record.exists() else
+                              {"train_seconds": secs, "final_loss": None})}
         q.update({f"dice_{k}": _dice(per_kind[k], test[f"mask_{k}"]) for k in kinds})
         quality.append(q)
     return gen_train, gen_test, quality

@@ -52,6 +52,15 @@ def test_suite_writes_results_and_resumes(suite, monkeypatch):
         assert isinstance(by_source["generated"]["held"], bool)
     assert 0.0 <= results["segmenter"][0]["dice_stft"] <= 1.0
     assert (wd / "data" / "train" / "chunk_000012.npz").exists()
+    # a resumed segmenter (checkpoint at its last step) keeps its training record
+    first = results["segmenter"][0]
+    assert isinstance(first["final_loss"], float) and first["train_seconds"] > 0
+    data = [run.D.make_split(config.data, split, n, kinds, key, wd) for split, n, kinds, key in (
+        ("train", 24, ("stft",), run.jax.random.fold_in(run.jax.random.key(0), 0)),
+        ("test", 24, tuple(results["kinds"]), run.jax.random.fold_in(run.jax.random.key(0), 1)))]
+    _, _, quality = run.segmenters(config, *data, results["kinds"], wd, run._Compiled())
+    assert quality[0]["final_loss"] == first["final_loss"]
+    assert quality[0]["train_seconds"] == first["train_seconds"]
     # resuming trains nothing and gives the same summary
     monkeypatch.setattr(run, "_train", lambda *a, **k: pytest.fail("retrained a model"))
     monkeypatch.setattr(run.D.mgc, "simulate_scenes",
