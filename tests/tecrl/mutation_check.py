@@ -1,7 +1,7 @@
 """Mutation check of the tecrl tests: each mutation below breaks one formula or loop on
 purpose; the tests named beside it must then fail.
 
-    python tests/tecrl/mutation_check.py            # all mutations (~10-20 min on 2 cores)
+    python tests/tecrl/mutation_check.py            # all mutations (about 5 min on one core)
     python tests/tecrl/mutation_check.py polyak_swapped gym_truncation_as_termination
 
 For each mutation ``tecrl/``, ``experiments/``, ``tests/`` and ``pyproject.toml`` are copied
