@@ -69,10 +69,17 @@ def model_names(config) -> list[str]:
     """Every classifier, in training order: the models the claims are judged on first (MGC's
     mid-level fusions with generated masks, then the two baselines), then the true-mask and
     early-fusion models, so that a run stopped within a seed has decided the most."""
-    fusions, sources = _list(config.fusions), _list(config.mask_sources)
-    first = [f"mgc_{f}_generated" for f in fusions if f in MID_FUSIONS and "generated" in sources]
-    rest = [f"mgc_{f}_{s}" for f in fusions for s in sources if f"mgc_{f}_{s}" not in first]
+    first = [f"mgc_{f}_generated" for f, s in _fusion_sources(config)
+             if f in MID_FUSIONS and s == "generated"]
+    rest = [f"mgc_{f}_{s}" for f, s in _fusion_sources(config) if f"mgc_{f}_{s}" not in first]
     return first + list(BASELINES) + rest
+
+
+def _fusion_sources(config) -> list[tuple[str, str]]:
+    """Every (fusion, mask source) trained: mid-level fusions with each of ``mask_sources``,
+    early fusion with each of ``early_mask_sources``."""
+    sources, early = _list(config.mask_sources), _list(config.early_mask_sources)
+    return [(f, s) for f in _list(config.fusions) for s in (early if f == "early" else sources)]
 
 
 def _grid(config) -> tuple[int, int]:
@@ -83,11 +90,9 @@ def builders(config) -> dict[str, Callable[[nnx.Rngs], nnx.Module]]:
     """``name -> (rngs -> model)`` for every classifier; the baseline matches MGC's budget."""
     cc, grid, bands = config.classifier, _grid(config), 2
     out: dict[str, Callable[[nnx.Rngs], nnx.Module]] = {}
-    for fusion in _list(config.fusions):
-        for source in _list(config.mask_sources):
-            out[f"mgc_{fusion}_{source}"] = (
-                lambda r, f=fusion: mgc.MGCClassifier(f, bands, NUM_CLASSES, cc.width, grid,
-                                                      rngs=r))
+    for fusion, source in _fusion_sources(config):
+        out[f"mgc_{fusion}_{source}"] = (
+            lambda r, f=fusion: mgc.MGCClassifier(f, bands, NUM_CLASSES, cc.width, grid, rngs=r))
     target = mgc.count_params(nnx.eval_shape(lambda: mgc.MGCClassifier(
         "cross_attention", bands, NUM_CLASSES, cc.width, grid, rngs=nnx.Rngs(0))))
     width = mgc.matched_width(target, lambda w: mgc.SpectrogramCNN(bands, NUM_CLASSES, w,

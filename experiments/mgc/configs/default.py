@@ -7,8 +7,9 @@
     python -m experiments.reproduce --tier standard --only mgc --workdir /tmp/mgc_reproduce
 
 One run trains, for each of ``num_seeds`` seeds, a U-Net segmenter and the classifiers:
-MGC with each fusion of ``fusions`` and each mask source of ``mask_sources`` (``true``:
-ground-truth masks; ``generated``: the segmenter's), the same-budget spectrogram CNN
+MGC with each mid-level fusion of ``fusions`` and each mask source of ``mask_sources``
+(``true``: ground-truth masks; ``generated``: the segmenter's), MGC with early fusion (if
+``fusions`` has it) with each of ``early_mask_sources``, the same-budget spectrogram CNN
 (``baseline``) and the larger CNN (``large_cnn``), all on ``train_kind`` images, and
 evaluates them on every transform of ``test_kinds``. Lists are comma-separated strings so
 they can be overridden on the command line (``--config.fusions=concat,gated``).
@@ -30,6 +31,7 @@ RULES = {
     "data.chunk": positive, "data.n_bins": positive, "data.n_frames": positive,
     "train_kind": one_of(*KINDS), "test_kinds": comma_list(*KINDS),
     "fusions": comma_list(*FUSIONS), "mask_sources": comma_list("true", "generated"),
+    "early_mask_sources": comma_list("true", "generated"),
     "segmenter.width": positive, "segmenter.steps": positive,
     "segmenter.batch_size": positive, "segmenter.learning_rate": positive,
     "classifier.width": positive, "classifier.large_width": positive,
@@ -87,16 +89,19 @@ def get_config(variant=None):
         "test_kinds": "stft,mel,pcen,logfreq",
         "fusions": "concat,gated,cross_attention,early",
         "mask_sources": "true,generated",
-        "segmenter": {"width": 12, "steps": 300, "batch_size": 32, "learning_rate": 2e-3},
+        # Early fusion (channel stacking) is the comparison architecture; at the standard
+        # tier it is trained with true masks only, to fit the hour (see below).
+        "early_mask_sources": "true",
+        "segmenter": {"width": 12, "steps": 250, "batch_size": 32, "learning_rate": 2e-3},
         "classifier": {
             "width": 8,  # MGC encoders; the baseline's width is matched to its budget
             "large_width": 16,
-            "steps": 500,
+            "steps": 300,
             "batch_size": 32,
             "learning_rate": 2e-3,
             "weight_decay": 1e-4,
         },
-        "chunk_steps": 100,  # steps per compiled chunk (progress and checkpoints between)
+        "chunk_steps": 50,  # steps per compiled chunk (progress and checkpoints between)
         "eval": {
             "low_snr_max": -6.0,  # call clips below this SNR are the low-SNR positives
             "recall": 0.8,  # FPR on noise-only clips at this recall on low-SNR calls
@@ -117,6 +122,12 @@ def get_config(variant=None):
             "chunk_steps": 20,
             "eval.bootstrap": 100,
         },
+        # Sized on the idle 2-core machine (2026-12-02, `python -m experiments.mgc.bench
+        # --which=training`): s/step 0.97 segmenter, 0.16-0.17 mid-level MGC and same-budget
+        # CNN, 0.25 early fusion, 0.48 larger CNN; the data take ~3 min. The first sizing
+        # (segmenter 300 and classifiers 500 steps, early fusion with both mask sources)
+        # came to ~71 min, so before its first run the standard tier was cut to 250/300
+        # steps and early fusion with true masks only: ~15 min per seed, ~47 min in all.
         "standard": {},
         "full": {
             "num_seeds": 5,
@@ -129,6 +140,7 @@ def get_config(variant=None):
             "classifier.large_width": 64,
             "classifier.steps": 20000,
             "classifier.batch_size": 64,
+            "early_mask_sources": "true,generated",
             "chunk_steps": 500,
         },
     }
