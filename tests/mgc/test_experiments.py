@@ -78,12 +78,35 @@ def test_claims_on_the_shrunk_suite(suite, monkeypatch):
     for claim in claims.CLAIMS:
         workdir = root / "mgc" / claim.name
         out = claim.run("quick", workdir)
-        assert isinstance(out.held, bool) and out.numbers
-        assert out.held == results["claims"][{"ood_transform": "ood"}.get(
-            claim.name, claim.name)]["generated"]["held"]
+        key = {"ood_transform": "ood"}.get(claim.name, claim.name)
+        what = {"in_distribution": "accuracy", "ood_transform": "drop",
+                "false_positives": "fpr_at_recall"}[claim.name]
+        assert out.numbers["held_on_means"] == results["claims"][key]["generated"]["held"]
+        assert out.held is run.ci_verdict(results["bootstrap"]["generated"], what)
+        assert {"held": True, "not held": False, "undecided": None}[
+            out.summary.rsplit("; ", 1)[1].rstrip(".")] is out.held
         if claim.name == "in_distribution":  # names the one fusion that ran, not three
             assert "MGC (gated; generated masks)" in out.summary, out.summary
     assert [c.name for c in discover_claims(["mgc"])] == [c.name for c in claims.CLAIMS]
+
+
+def test_ci_verdict_needs_the_interval_to_clear_zero():
+    def boot(metric, base, large):
+        return {"mgc_minus_baseline": {metric: {"ci95": base}},
+                "mgc_minus_large_cnn": {metric: {"ci95": large}}}
+
+    # accuracy: better is above zero
+    assert run.ci_verdict(boot("accuracy", [0.02, 0.09], [0.01, 0.03]), "accuracy") is True
+    assert run.ci_verdict(boot("accuracy", [0.05, 0.09], [-0.019, 0.022]), "accuracy") is None
+    assert run.ci_verdict(boot("accuracy", [0.05, 0.09], [-0.04, -0.01]), "accuracy") is False
+    # drop and false positives: better is below zero
+    assert run.ci_verdict(boot("drop", [0.024, 0.069], [-0.03, 0.011]), "drop") is False
+    assert run.ci_verdict(boot("drop", [-0.2, -0.1], [-0.03, -0.01]), "drop") is True
+    assert run.ci_verdict(boot("fpr_at_recall", [-0.2, -0.06], [-0.15, -0.02]),
+                          "fpr_at_recall") is True
+    assert run.ci_verdict(boot("fpr_at_recall", [-0.2, -0.06], [-0.15, 0.02]),
+                          "fpr_at_recall") is None
+    assert run.ci_verdict({}, "accuracy") is None  # no interval: undecided
 
 
 def _row(acc, drop=0.1, fpr=0.2):
@@ -133,6 +156,7 @@ def test_bad_config():
     bad({"test_kinds": "mel,pcen"}, "config.train_kind='stft' must be one of "
                                     r"config.test_kinds=\['mel', 'pcen'\]")
     bad({"mask_sources": "oracle"}, "config.mask_sources must be a comma-separated list")
+    bad({"early_mask_sources": ""}, "config.early_mask_sources must be a comma-separated list")
     bad({"num_seeds": 0}, "config.num_seeds must be > 0, got 0")
     bad({"eval.snr_edges": "0,-6"}, "config.eval.snr_edges must be >= 2 increasing")
     bad({"data.snr_high": -20.0}, "config.data.snr_high must be >= config.data.snr_low")
@@ -146,3 +170,18 @@ def test_config_names_agree_with_the_package():
 
     assert default.KINDS == tuple(mgc.KINDS)
     assert default.FUSIONS == tuple(mgc.FUSIONS)
+
+
+def test_model_names_per_tier():
+    """Early fusion takes its own mask sources; the judged models come first."""
+    standard = load_config(run.CONFIG_PATH, "standard")
+    assert run.model_names(standard) == [
+        "mgc_concat_generated", "mgc_gated_generated", "mgc_cross_attention_generated",
+        "baseline", "large_cnn", "mgc_concat_true", "mgc_gated_true",
+        "mgc_cross_attention_true", "mgc_early_true"]
+    assert set(run.builders(standard)) == set(run.model_names(standard))
+    full = load_config(run.CONFIG_PATH, "full")
+    assert {"mgc_early_true", "mgc_early_generated"} <= set(run.model_names(full))
+    assert len(run.model_names(full)) == 10
+    quick = load_config(run.CONFIG_PATH, "quick")
+    assert run.model_names(quick) == ["mgc_concat_generated", "baseline", "large_cnn"]
