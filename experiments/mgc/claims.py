@@ -33,8 +33,15 @@ from experiments.mgc import run
 PAPER = run.PAPER
 
 
+_RESULTS: dict[tuple[str, Path], dict] = {}
+
+
 def _suite(tier: str, workdir: Path) -> dict:
-    return run.suite_for_tier(tier, Path(workdir).parent / f"suite_{tier}")
+    """The suite's results, run (or resumed) once per process: the three claims share it."""
+    where = (Path(workdir).parent / f"suite_{tier}").resolve()
+    if (tier, where) not in _RESULTS:
+        _RESULTS[(tier, where)] = run.suite_for_tier(tier, where)
+    return _RESULTS[(tier, where)]
 
 
 def _copy_plot(results_dir: Path, workdir: Path, name: str) -> str:
