@@ -51,6 +51,9 @@ class AgentConfig:
       actor_lr, critic_lr, alpha_lr: Adam learning rates (DSAC-T: 1e-4, 1e-4, 3e-4).
       gamma: discount.
       tau: Polyak rate of the target networks.
+      tau_e: Polyak rate of the entropy critic's target (DSAC-E); ``None`` (default) uses
+        ``tau``. ``Q_e`` follows a change of the policy's entropy only as fast as its target
+        moves (docs/tecrl.md measures the lag); a larger ``tau_e`` shortens it.
       tau_b: rate of the ``sigma_bar`` EMA (DSAC-T code: equal to ``tau``).
       batch_size: transitions per gradient step.
       policy_delay: critic steps per policy/alpha/target step (DSAC-T: 2, SAC: 1).
@@ -74,6 +77,7 @@ class AgentConfig:
     gamma: float = 0.99
     tau: float = 0.005
     tau_b: float = 0.005
+    tau_e: float | None = None
     batch_size: int = 256
     policy_delay: int = 2
     initial_alpha: float = math.e
@@ -100,7 +104,9 @@ class AgentConfig:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)!r}")
         if not 0 <= self.gamma < 1:
             problems.append(f"gamma must be in [0, 1), got {self.gamma!r}")
-        for name in ("tau", "tau_b"):
+        for name in ("tau", "tau_b", "tau_e"):
+            if name == "tau_e" and self.tau_e is None:
+                continue
             if not 0 < getattr(self, name) <= 1:
                 problems.append(f"{name} must be in (0, 1], got {getattr(self, name)!r}")
         for name in ("batch_size", "policy_delay"):

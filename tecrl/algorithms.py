@@ -296,8 +296,9 @@ def _actor_step(nets, config, state, batch, key, *, with_entropy_critic: bool,
     if state.policy_target is not None:
         state = state._replace(policy_target=_polyak(state.policy_target, policy, tau))
     if state.ent_critic_target is not None:
+        tau_e = tau if config.tau_e is None else config.tau_e
         state = state._replace(ent_critic_target=_polyak(state.ent_critic_target,
-                                                         state.ent_critic, tau))
+                                                         state.ent_critic, tau_e))
     est = jnp.mean(estimate)
     metrics = ActorMetrics(loss, -jnp.mean(lp), jnp.exp(log_alpha), est,
                            jnp.maximum(target - est, 0.0))

@@ -51,6 +51,8 @@ def define_flags():
     flags.DEFINE_integer("steps", 60_000, "env steps per run")
     flags.DEFINE_integer("eval_every", 2500, "env steps between evaluations (alpha is read there)")
     flags.DEFINE_float("rho", 1.0, "DSAC-E's budget scale")
+    flags.DEFINE_float("tau_e", None, "Polyak rate of the entropy critic's target (default: "
+                       "the agent's tau)")
     flags.DEFINE_string("workdir", None, "where the runs and the summary go")
     flags.DEFINE_bool("summary_only", False, "only summarize the finished runs")
     flags.mark_flag_as_required("workdir")
@@ -74,9 +76,13 @@ def judge_binding(alpha: list[float], lhs: list[float], budget: float) -> dict:
 
 
 def _config(task: str, seed: int):
-    return load_config(CONFIG, f"{task}_standard", {
+    config = load_config(CONFIG, f"{task}_standard", {
         "seed": seed, "total_steps": flags.FLAGS.steps, "buffer_size": flags.FLAGS.steps,
         "eval_every": flags.FLAGS.eval_every, "agent.rho": flags.FLAGS.rho})
+    if flags.FLAGS.tau_e is not None:
+        with config.unlocked():
+            config.agent.tau_e = float(flags.FLAGS.tau_e)
+    return config
 
 
 def _run_dir(task: str, seed: int) -> Path:
@@ -132,7 +138,8 @@ def main(argv):
                     train.run(config, _run_dir(task, seed))
     traces = {t: {s: tr for s in range(fl.seeds) if (tr := _trace(t, s))} for t in fl.tasks}
     budgets = {t: trajectory_entropy_budget(-ACT_DIM[t], fl.rho) for t in fl.tasks}
-    summary = {"steps": fl.steps, "rho": fl.rho, "budgets": budgets, "per_seed": {}}
+    summary = {"steps": fl.steps, "rho": fl.rho, "tau_e": fl.tau_e, "budgets": budgets,
+               "per_seed": {}}
     for task, by_seed in traces.items():
         summary["per_seed"][task] = {s: judge_binding(tr["alpha"], tr["lhs"], budgets[task])
                                      for s, tr in by_seed.items()}

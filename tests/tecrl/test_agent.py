@@ -202,6 +202,18 @@ def test_one_actor_step_by_hand_and_polyak_of_used_targets(algo):
         assert s1.policy_target is None and s1.ent_critic_target is None
 
 
+def test_entropy_critic_target_moves_at_tau_e():
+    agent, s0 = _agent("dsac_e", tau=0.3, tau_e=0.05)
+    batch = jax.tree.map(lambda x: x[:8], _buffer().data)
+    s1, _ = jax.jit(agent.actor_step)(s0, batch)
+    mix = lambda t, o, r: jax.tree.map(lambda a, b: (1 - r) * a + r * b, t, o)  # noqa: E731
+    assert _close(s1.ent_critic_target, mix(s0.ent_critic_target, s0.ent_critic, 0.05))
+    assert not _close(s1.ent_critic_target, mix(s0.ent_critic_target, s0.ent_critic, 0.3))
+    assert _close(s1.critic_target, mix(s0.critic_target, s0.critic, 0.3))
+    with pytest.raises(ValueError, match=r"tau_e must be in \(0, 1\], got 0.0"):
+        AgentConfig(tau_e=0.0)
+
+
 def test_schedule_policy_and_targets_move_every_second_critic_step():
     agent, s0 = _agent("dsac_t", tau=0.5)
     buf = _buffer()
