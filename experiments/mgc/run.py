@@ -386,6 +386,9 @@ def ci_verdict(boot: dict, metric: str) -> bool | None:
     The point criteria of :func:`judge_in_distribution` and the others compare means only; the
     standard tier's first run showed why that is not enough (MGC 0.5794 vs the larger CNN's
     0.5785 counted as held, with the interval of the difference [-0.019, +0.022])."""
+    if metric not in BETTER_SIGN:
+        raise ValueError(f"ci_verdict: metric must be one of {list(BETTER_SIGN)}, got "
+                         f"{metric!r}")
     sign = BETTER_SIGN[metric]
     sides = []
     for b in BASELINES:

@@ -48,8 +48,18 @@ def test_suite_writes_results_and_resumes(suite, monkeypatch):
         assert row["drop"]["mel"]["mean"] == pytest.approx(
             rec["kinds"]["stft"]["accuracy"] - rec["kinds"]["mel"]["accuracy"])
     assert set(results["claims"]) == {"in_distribution", "ood", "false_positives"}
-    for by_source in results["claims"].values():
-        assert isinstance(by_source["generated"]["held"], bool)
+    # the stored verdicts are the comparisons of the per-model means (one gated model here)
+    m = results["models"]
+    acc = {n: m[n]["accuracy"]["stft"]["mean"] for n in m}
+    gen = results["claims"]
+    assert gen["in_distribution"]["generated"]["held"] is (
+        acc["mgc_gated_generated"] > max(acc["baseline"], acc["large_cnn"]))
+    assert gen["ood"]["generated"]["held"] is (
+        m["mgc_gated_generated"]["mean_drop"] < min(m["baseline"]["mean_drop"],
+                                                   m["large_cnn"]["mean_drop"]))
+    fpr = {n: m[n]["fpr_at_recall"]["stft"]["mean"] for n in m}
+    assert gen["false_positives"]["generated"]["held"] is (
+        fpr["mgc_gated_generated"] < min(fpr["baseline"], fpr["large_cnn"]))
     assert 0.0 <= results["segmenter"][0]["dice_stft"] <= 1.0
     assert (wd / "data" / "train" / "chunk_000012.npz").exists()
     # a resumed segmenter (checkpoint at its last step) keeps its training record
@@ -107,6 +117,9 @@ def test_ci_verdict_needs_the_interval_to_clear_zero():
     assert run.ci_verdict(boot("fpr_at_recall", [-0.2, -0.06], [-0.15, 0.02]),
                           "fpr_at_recall") is None
     assert run.ci_verdict({}, "accuracy") is None  # no interval: undecided
+    with pytest.raises(ValueError, match=r"ci_verdict: metric must be one of \['accuracy', "
+                                         r"'drop', 'fpr_at_recall'\], got 'f1'"):
+        run.ci_verdict({}, "f1")
 
 
 def _row(acc, drop=0.1, fpr=0.2):
